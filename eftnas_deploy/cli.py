@@ -1,0 +1,45 @@
+"""`eftnas-deploy` command line: each subcommand lives in its own module with `register(subparsers)`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from eftnas_deploy.errors import EftnasError
+
+# Modules that define subcommands; each has `register(subparsers)` and sets `func` on its parser.
+COMMAND_MODULES = (
+    "eftnas_deploy.commands.demo",
+    "eftnas_deploy.commands.slice",
+    "eftnas_deploy.commands.cost",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from eftnas_deploy import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="eftnas-deploy",
+        description="Compress BERT/RoBERTa with EFTNAS super-networks and ship latency-bounded CPU models.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (EftnasError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+import json
+
+from eftnas_deploy import SubnetConfig, SuperNetwork
+from eftnas_deploy.cli import main
+from tests.conftest import tiny_model
+
+
+def test_demo_runs_offline_and_checks_parity(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--size", "tiny"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["max_abs_diff_supernet_vs_sliced"] <= 1e-5
+    assert report["macs"] <= report["macs_full"]
+    assert (out / "model" / "model.safetensors").is_file()
+    assert main(["demo", "--out", str(out), "--size", "tiny"]) == 2  # non-empty, no --overwrite
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_slice_and_cost_commands(tmp_path, capsys):
+    SuperNetwork(tiny_model()).save_pretrained(tmp_path / "sn")
+    SubnetConfig([1, 0, 2], [8, 16, 0]).save(tmp_path / "s.json")
+    assert main(["slice", "--supernet", str(tmp_path / "sn"), "--subnet", str(tmp_path / "s.json"),
+                 "--out", str(tmp_path / "d")]) == 0  # fmt: skip
+    assert (tmp_path / "d" / "config.json").is_file()
+    capsys.readouterr()
+    assert main(["cost", "--model", str(tmp_path / "sn"), "--subnet", str(tmp_path / "s.json"), "--seq-len", "16"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0 < result["macs_fraction"] < 1
+
+
+def test_bad_subnet_file_gives_clear_error(tmp_path, capsys):
+    SuperNetwork(tiny_model()).save_pretrained(tmp_path / "sn")
+    SubnetConfig([9, 0, 2], [8, 16, 0]).save(tmp_path / "s.json")
+    code = main(["slice", "--supernet", str(tmp_path / "sn"), "--subnet", str(tmp_path / "s.json"),
+                 "--out", str(tmp_path / "d")])  # fmt: skip
+    assert code == 2
+    assert "layer 0: 9 heads requested, model has 4" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
