@@ -1,0 +1,1 @@
+"""Latency lookup tables measured on the target CPU (ONNX Runtime and OpenVINO)."""

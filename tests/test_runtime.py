@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+
+from eftnas_deploy import EftnasError
+from latency_lut.runtime import RuntimeSpec, cpu_info, make_feeds, open_model, time_model
+from tests.conftest import tiny_model
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tmp_path_factory):
+    model = tiny_model()
+    model.config.return_dict = False
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    ids = torch.randint(5, 100, (1, 16))
+    torch.onnx.export(
+        model,
+        (ids, torch.ones_like(ids)),
+        str(path),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["logits"],
+        dynamic_axes={"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    model.config.return_dict = True
+    return model, path
+
+
+@pytest.mark.parametrize("spec", [RuntimeSpec("onnxruntime", 1, "fp32"), RuntimeSpec("openvino", 1, "f32")])
+def test_runtimes_match_pytorch_and_time(onnx_file, spec):
+    model, path = onnx_file
+    compiled = open_model(path, spec)
+    feeds = make_feeds(compiled.input_names, batch=2, seq_len=12, vocab_size=100)
+    with torch.no_grad():
+        expected = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
+    np.testing.assert_allclose(compiled(feeds)[0], expected, atol=1e-4 if spec.runtime == "onnxruntime" else 1e-3)
+    stats = time_model(compiled, feeds, warmup=2, repeats=5)
+    assert stats.repeats == 5 and 0 < stats.min_us <= stats.median_us <= stats.p90_us
+    info = compiled.describe()
+    assert info["threads"] == 1 and info["precision"] in ("fp32", "f32")
+
+
+def test_bad_specs_name_the_field():
+    with pytest.raises(EftnasError, match="runtime: 'tvm'"):
+        RuntimeSpec("tvm")
+    with pytest.raises(EftnasError, match="precision: 'fp32' is not supported by openvino"):
+        RuntimeSpec("openvino", 1, "fp32")
+    with pytest.raises(EftnasError, match="threads"):
+        RuntimeSpec("onnxruntime", 0)
+
+
+def test_cpu_info_has_a_model_string():
+    info = cpu_info()
+    assert info["cpu"] and info["logical_cores"] >= 1
