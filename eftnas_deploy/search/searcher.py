@@ -1,0 +1,263 @@
+"""Search sub-networks of a SearchSpace for the accuracy/cost Pareto front with Optuna samplers.
+
+Algorithms: NSGA-II (default), random search, Klein et al.'s local search (mutate one choice of a
+random Pareto member) and MOTPE (multi-objective TPE). Every run seeds the largest, smallest and
+middle sub-networks, caches evaluations by SubnetConfig, and can resume from an SQLite storage
+without repeating evaluations. Sub-networks over the hard budget are never evaluated for accuracy
+and never returned.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+from tqdm.auto import tqdm
+
+from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.search.pareto import ParetoPoint, hypervolume, non_dominated
+from eftnas_deploy.space import SearchSpace
+from eftnas_deploy.subnet import SubnetConfig
+
+ALGORITHMS = ("nsga2", "random", "local", "motpe")
+EFTNAS_POPULATION = 40
+INFEASIBLE_ACCURACY = -1.0  # told to the sampler for over-budget trials, which are never evaluated
+LOCAL_SEARCH_RANDOM_START = 10
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How to search. `population` defaults to EFTNAS' 40, scaled down for small budgets."""
+
+    algorithm: str = "nsga2"
+    evals: int = 1000
+    population: int | None = None
+    seed: int = 0
+    max_cost: float | None = None
+    storage: str | Path | None = None
+    study_name: str = "eftnas-search"
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise EftnasError(f"algorithm: {self.algorithm!r} is not one of {ALGORITHMS}")
+        if self.evals < 1:
+            raise EftnasError(f"evals: must be at least 1, got {self.evals}")
+        if self.population is not None and self.population < 2:
+            raise EftnasError(f"population: must be at least 2, got {self.population}")
+        if self.max_cost is not None and self.max_cost <= 0:
+            raise EftnasError(f"max_cost: must be positive, got {self.max_cost}")
+
+    @property
+    def population_size(self) -> int:
+        if self.population is not None:
+            return self.population
+        return max(4, min(EFTNAS_POPULATION, self.evals // 10))
+
+
+@dataclass
+class SearchResult:
+    """Feasible evaluated points, their Pareto front, and how much work this call did."""
+
+    points: list[ParetoPoint]
+    front: list[ParetoPoint]
+    hypervolume: float
+    cost_scale: float
+    new_evaluations: int
+    trials: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _param_names(layer: int) -> tuple[str, str]:
+    return f"heads_{layer}", f"ffn_{layer}"
+
+
+def _distributions(space: SearchSpace) -> dict[str, IntDistribution]:
+    """Each parameter is the index into a layer's (descending) choices: cheap for Optuna, and ordered."""
+    out: dict[str, IntDistribution] = {}
+    for i in range(space.num_layers):
+        h, f = _param_names(i)
+        out[h] = IntDistribution(0, len(space.heads[i]) - 1)
+        out[f] = IntDistribution(0, len(space.ffn[i]) - 1)
+    return out
+
+
+def _encode(subnet: SubnetConfig, space: SearchSpace) -> dict[str, int]:
+    params: dict[str, int] = {}
+    for i, (h, f) in enumerate(zip(subnet.heads, subnet.ffn)):
+        names = _param_names(i)
+        params[names[0]], params[names[1]] = space.heads[i].index(h), space.ffn[i].index(f)
+    return params
+
+
+def _decode(params: dict[str, Any], space: SearchSpace) -> SubnetConfig:
+    return SubnetConfig(
+        heads=[space.heads[i][params[_param_names(i)[0]]] for i in range(space.num_layers)],
+        ffn=[space.ffn[i][params[_param_names(i)[1]]] for i in range(space.num_layers)],
+    )
+
+
+def _constraints(trial: FrozenTrial) -> list[float]:
+    return list(trial.user_attrs.get("constraint", [0.0]))
+
+
+def _make_sampler(config: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
+    constrained = _constraints if config.max_cost is not None else None
+    if config.algorithm == "nsga2":
+        return optuna.samplers.NSGAIISampler(
+            population_size=config.population_size, seed=seed, constraints_func=constrained
+        )
+    if config.algorithm == "motpe":
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            multivariate=True,
+            constraints_func=constrained,
+            n_startup_trials=max(3, min(10, config.evals // 5)),
+        )
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _completed(study: optuna.Study) -> list[FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+
+
+def _feasible_points(trials: list[FrozenTrial]) -> list[ParetoPoint]:
+    return [
+        ParetoPoint(SubnetConfig.from_dict(t.user_attrs["subnet"]), t.values[0], t.values[1])
+        for t in trials
+        if t.user_attrs.get("feasible", True)
+    ]
+
+
+class _CachedAccuracy:
+    """Accuracy by SubnetConfig, evaluated once; `calls` counts real evaluations."""
+
+    def __init__(self, fn: Callable[[SubnetConfig], float]) -> None:
+        self.fn = fn
+        self.cache: dict[SubnetConfig, float] = {}
+        self.calls = 0
+
+    def __call__(self, subnet: SubnetConfig) -> float:
+        if subnet not in self.cache:
+            self.calls += 1
+            self.cache[subnet] = float(self.fn(subnet))
+        return self.cache[subnet]
+
+
+def _local_proposal(
+    front: list[ParetoPoint], n_trials: int, space: SearchSpace, rng: random.Random, seen: set[SubnetConfig]
+) -> dict[str, int] | None:
+    """Mutate one choice of a random Pareto member (Klein et al.); None while still sampling at random."""
+    if n_trials < LOCAL_SEARCH_RANDOM_START or not front:
+        return None
+    mutable = [(i, kind) for i in range(space.num_layers) for kind in (0, 1) if len(space.layer_choices(i)[kind]) > 1]
+    if not mutable:
+        return None
+    for _ in range(20):
+        params = _encode(rng.choice(front).subnet, space)
+        layer, kind = rng.choice(mutable)
+        name = _param_names(layer)[kind]
+        params[name] = rng.choice([c for c in range(len(space.layer_choices(layer)[kind])) if c != params[name]])
+        if _decode(params, space) not in seen:
+            return params
+    return params
+
+
+def _open_study(config: SearchConfig, seed: int) -> optuna.Study:
+    storage = None
+    if config.storage is not None:
+        Path(config.storage).parent.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{Path(config.storage).resolve()}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=config.study_name,
+        storage=storage,
+        sampler=_make_sampler(config, seed),
+        directions=["maximize", "minimize"],
+        load_if_exists=True,
+    )
+    saved = study.user_attrs.get("search_config")
+    mine = {"algorithm": config.algorithm, "max_cost": config.max_cost}
+    if saved is None:
+        study.set_user_attr("search_config", mine)
+    elif saved != mine:
+        raise EftnasError(f"storage: {config.storage} holds a search with {saved}, not {mine}; use another run dir")
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(trial.number, state=TrialState.FAIL)  # interrupted mid-evaluation
+    return study
+
+
+def run_search(
+    space: SearchSpace,
+    accuracy_fn: Callable[[SubnetConfig], float],
+    cost_fn: Callable[[SubnetConfig], float],
+    config: SearchConfig,
+    constraint_fn: Callable[[SubnetConfig], float] | None = None,
+    cost_scale: float | None = None,
+) -> SearchResult:
+    """Run (or resume) a search until `config.evals` trials are complete.
+
+    `constraint_fn` (default: `cost_fn`) is what `config.max_cost` bounds. `cost_scale`
+    (default: the cost of the largest sub-network) normalises the hypervolume.
+    """
+    constraint_fn = constraint_fn or cost_fn
+    cost_scale = cost_scale or cost_fn(space.largest())
+    probe = _open_study(config, config.seed)
+    done_before = len(_completed(probe))
+    study = _open_study(config, config.seed + done_before) if done_before else probe
+    distributions = _distributions(space)
+    accuracy = _CachedAccuracy(accuracy_fn)
+    for trial in _completed(study):
+        if trial.user_attrs.get("feasible", True):
+            accuracy.cache[SubnetConfig.from_dict(trial.user_attrs["subnet"])] = trial.values[0]
+    if not study.trials:
+        for seed_subnet in dict.fromkeys([space.largest(), space.smallest(), space.middle()]):
+            study.enqueue_trial(_encode(seed_subnet, space))
+    rng = random.Random(config.seed * 7919 + done_before)
+    points = _feasible_points(_completed(study))
+    front = non_dominated(points)
+    n_trials = done_before
+    history: list[dict[str, float]] = []
+    bar = tqdm(
+        total=config.evals, initial=done_before, desc=f"search[{config.algorithm}]", disable=not config.show_progress
+    )
+    for _ in range(max(0, config.evals - done_before)):
+        if config.algorithm == "local":
+            proposal = _local_proposal(front, n_trials, space, rng, set(accuracy.cache))
+            if proposal is not None:
+                study.enqueue_trial(proposal)
+        trial = study.ask(distributions)
+        subnet = _decode(trial.params, space)
+        cost = float(cost_fn(subnet))
+        violation = float(constraint_fn(subnet) - config.max_cost) if config.max_cost is not None else -1.0
+        feasible = violation <= 0
+        value = accuracy(subnet) if feasible else INFEASIBLE_ACCURACY
+        trial.set_user_attr("subnet", subnet.to_dict())
+        trial.set_user_attr("feasible", feasible)
+        trial.set_user_attr("constraint", [violation])
+        study.tell(trial, [value, cost])
+        n_trials += 1
+        if feasible:
+            points.append(ParetoPoint(subnet, value, cost))
+            front = non_dominated([*front, points[-1]])
+        hv = hypervolume(front, cost_scale)
+        best = max((p.accuracy for p in front), default=float("nan"))
+        history.append({"trial": trial.number, "hypervolume": hv, "best_accuracy": best})
+        bar.set_postfix(best=f"{best:.4f}", hv=f"{hv:.4f}")
+        bar.update()
+    bar.close()
+    return SearchResult(
+        points=points,
+        front=front,
+        hypervolume=hypervolume(front, cost_scale),
+        cost_scale=cost_scale,
+        new_evaluations=accuracy.calls,
+        trials=n_trials,
+        history=history,
+    )
