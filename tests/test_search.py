@@ -115,3 +115,24 @@ def test_bad_search_config_names_the_field():
         SearchConfig(algorithm="bayes")
     with pytest.raises(EftnasError, match="evals"):
         SearchConfig(evals=0)
+
+
+def test_outputs_are_written(problem, tmp_path):
+    import json
+
+    from eftnas_deploy.search.outputs import plot_pareto, write_pareto_json
+
+    space, agreement, macs = problem
+    result = run_search(space, agreement, macs, SearchConfig(algorithm="random", evals=10, show_progress=False))
+    geometry = SuperNetwork(tiny_model()).geometry
+    write_pareto_json(
+        tmp_path / "pareto.json", result.front, geometry, objective="macs", seq_len=12, batch=1,
+        hypervolume=result.hypervolume, cost_scale=result.cost_scale, latency_ms=lambda s: 1.0,
+    )  # fmt: skip
+    data = json.loads((tmp_path / "pareto.json").read_text())
+    assert len(data["points"]) == len(result.front)
+    first = data["points"][0]
+    assert {"subnet", "accuracy", "macs", "params", "predicted_latency_ms"} <= set(first)
+    assert first["macs"] == count_macs(SubnetConfig.from_dict(first["subnet"]), geometry, seq_len=12)
+    plot_pareto(tmp_path / "pareto.png", result.front, result.points, budget=result.cost_scale / 2)
+    assert (tmp_path / "pareto.png").stat().st_size > 1000
