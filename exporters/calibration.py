@@ -57,11 +57,17 @@ def tokenize_rows(
     if label_column is None:
         return LabeledExamples(features)
     raw = [str(row[label_column]).strip() for row in rows]
-    if label_names is None and all(r.lstrip("-").isdigit() for r in raw):
+    names = label_names if label_names is not None else class_names(rows, label_column)
+    if names is None:
         return LabeledExamples(features, [int(r) for r in raw])
-    names = label_names or sorted(set(raw))
     index = {name: i for i, name in enumerate(names)}
     unknown = sorted(set(raw) - set(index))
     if unknown:
         raise EftnasError(f"{label_column}: labels {unknown} are not in {names}")
     return LabeledExamples(features, [index[r] for r in raw])
+
+
+def class_names(rows: list[dict[str, Any]], column: str) -> list[str] | None:
+    """Sorted class names of a label column, or None when the labels are already integers."""
+    raw = {str(row.get(column, "")).strip() for row in rows}
+    return None if all(r.lstrip("-").isdigit() for r in raw) else sorted(raw)
