@@ -142,8 +142,9 @@ def export_bundle(
                 manifest["formats"]["int8"] = {"dir": FORMAT_DIRS["int8"], "file": ov_export.IR_FILE}
                 manifest["quantization"] = report
         manifest["parity"] = check_parity(dense, parity_targets)
-        for name in set(steps) - set(formats):
+        for name in set(steps) - set(formats):  # intermediates the requested formats were built from
             shutil.rmtree(dirs[name])
+            del manifest["formats"][name]
         write_json(tmp / MANIFEST, manifest)
     return manifest
 
