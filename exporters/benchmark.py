@@ -1,0 +1,96 @@
+"""Latency of a bundle's artifacts, measured with the project's one timing harness (latency_lut.runtime)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from eftnas_deploy.errors import EftnasError
+from exporters.bundle import read_manifest
+from latency_lut.runtime import RuntimeSpec, cpu_info, make_feeds, open_model, time_model
+
+# (runtime, variant) -> bundle format holding it and the file inside that format's directory
+VARIANTS = {
+    ("onnxruntime", "fp32"): ("onnx", "model.onnx"),
+    ("onnxruntime", "optimized"): ("onnx", "model_optimized.onnx"),
+    ("openvino", "fp32"): ("openvino", "openvino_model.xml"),
+    ("openvino", "int8"): ("int8", "openvino_model.xml"),
+}
+PRECISION_ALIASES = {"onnxruntime": {"f32": "fp32", "default": "fp32"}, "openvino": {"fp32": "f32"}}
+
+
+def runtime_spec(runtime: str, threads: int, precision: str) -> RuntimeSpec:
+    """A RuntimeSpec, accepting f32/fp32 and 'default' for either runtime."""
+    return RuntimeSpec(runtime, threads, PRECISION_ALIASES.get(runtime, {}).get(precision, precision))
+
+
+def artifact_of(bundle: str | Path, runtime: str, variant: str = "fp32") -> Path:
+    """The model file a bundle holds for `runtime` and `variant` (fp32, int8, optimized)."""
+    if (runtime, variant) not in VARIANTS:
+        choices = sorted(v for r, v in VARIANTS if r == runtime)
+        raise EftnasError(f"format: {variant!r} is not available for {runtime} (expected one of {choices})")
+    manifest = read_manifest(bundle)
+    fmt, file = VARIANTS[(runtime, variant)]
+    if fmt not in manifest["formats"]:
+        raise EftnasError(f"format: bundle {bundle} has no {fmt} export (it has {sorted(manifest['formats'])})")
+    path = Path(bundle) / manifest["formats"][fmt]["dir"] / file
+    if not path.is_file():
+        raise EftnasError(f"format: {path} is missing (export with the option that writes it)")
+    return path
+
+
+def benchmark_model(
+    path: str | Path,
+    spec: RuntimeSpec,
+    batch: int = 1,
+    seq_len: int = 128,
+    vocab_size: int = 1000,
+    warmup: int = 10,
+    repeats: int = 50,
+) -> dict[str, Any]:
+    """Median/p90 latency and throughput of one model file at a fixed input shape."""
+    if batch < 1 or seq_len < 1:
+        raise EftnasError(f"batch/seq-len: must be positive, got {batch}/{seq_len}")
+    compiled = open_model(path, spec)
+    feeds = make_feeds(compiled.input_names, batch, seq_len, vocab_size=vocab_size)
+    stats = time_model(compiled, feeds, warmup=warmup, repeats=repeats)
+    return {
+        "model": str(path),
+        **compiled.describe(),
+        "batch": batch,
+        "seq_len": seq_len,
+        "median_ms": stats.median_us / 1e3,
+        "p90_ms": stats.p90_us / 1e3,
+        "throughput_per_s": batch / (stats.median_us / 1e6),
+        "timing": stats.to_dict(),
+    }
+
+
+def benchmark_bundle(
+    bundle: str | Path,
+    runtime: str = "onnxruntime",
+    threads: int = 1,
+    batch: int = 1,
+    seq_len: int = 128,
+    precision: str = "default",
+    variant: str = "fp32",
+    warmup: int = 10,
+    repeats: int = 50,
+) -> dict[str, Any]:
+    """Time one artifact of a bundle; the result names the sub-network, MACs, precision and CPU."""
+    manifest = read_manifest(bundle)
+    path = artifact_of(bundle, runtime, variant)
+    spec = runtime_spec(runtime, threads, precision)
+    vocab = manifest["parent_geometry"]["vocab_size"]
+    result = benchmark_model(path, spec, batch, seq_len, vocab, warmup, repeats)
+    if variant == "int8":
+        result["precision"] = f"int8 (other ops {result['precision']})"
+    return {
+        "bundle": str(bundle),
+        "variant": variant,
+        "subnet": manifest["subnet"],
+        "macs": manifest["macs"],
+        "macs_full": manifest["macs_full"],
+        **result,
+        **cpu_info(),
+    }

@@ -1,0 +1,167 @@
+"""A deployment bundle: the sliced model as PyTorch, ONNX, OpenVINO IR and INT8 IR, written atomically."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, PreTrainedModel
+
+from eftnas_deploy.elastic import SuperNetwork
+from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.io import atomic_output_dir, check_output_dir, read_json, write_json
+from eftnas_deploy.slicing import load_sliced, save_sliced, slice_subnet
+from eftnas_deploy.subnet import SubnetConfig
+from exporters import onnx as onnx_export
+from exporters import openvino as ov_export
+from exporters.parity import ONNX_ATOL, OPENVINO_ATOL, check_parity, padded_inputs
+from exporters.provenance import METADATA_FILE, artifact_metadata, fingerprint_state_dict
+from exporters.quantize import DEFAULT_SUBSET_SIZE, LabeledExamples, quantize_openvino
+from latency_lut.runtime import RuntimeSpec
+
+FORMATS = ("pytorch", "onnx", "openvino", "int8")
+FORMAT_DIRS = {"pytorch": "pytorch", "onnx": "onnx", "openvino": "openvino", "int8": "openvino-int8"}
+MANIFEST = "bundle.json"
+PACKAGES = (
+    "torch",
+    "transformers",
+    "optimum",
+    "optimum-onnx",
+    "optimum-intel",
+    "onnx",
+    "onnxruntime",
+    "openvino",
+    "nncf",
+)
+
+
+@dataclass
+class ExportSource:
+    """A dense sliced model, its tokenizer and the fingerprint of the super-network it came from."""
+
+    dense: PreTrainedModel
+    tokenizer: Any | None
+    source_fingerprint: str | None
+
+    @classmethod
+    def from_supernet(cls, supernet: SuperNetwork, subnet: SubnetConfig, tokenizer: Any | None = None) -> ExportSource:
+        fingerprint = fingerprint_state_dict(supernet.model.state_dict())
+        return cls(slice_subnet(supernet, subnet), tokenizer, fingerprint)
+
+    @classmethod
+    def from_sliced(cls, directory: str | Path) -> ExportSource:
+        """A sliced HF directory (e.g. a bundle's pytorch/); provenance is read from its eftnas.json."""
+        directory = Path(directory)
+        dense = load_sliced(directory).eval()
+        tokenizer = (
+            AutoTokenizer.from_pretrained(directory) if (directory / "tokenizer_config.json").is_file() else None
+        )
+        meta = directory / METADATA_FILE
+        fingerprint = read_json(meta, "metadata").get("source_fingerprint") if meta.is_file() else None
+        return cls(dense, tokenizer, fingerprint)
+
+
+def parse_formats(formats: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Validate a format list ("pytorch,onnx" or a sequence), keeping FORMATS order."""
+    names = [f.strip() for f in formats.split(",")] if isinstance(formats, str) else list(formats)
+    unknown = [f for f in names if f not in FORMATS]
+    if unknown or not names:
+        raise EftnasError(f"formats: unknown format(s) {unknown or names} (expected a subset of {list(FORMATS)})")
+    return [f for f in FORMATS if f in names]
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def export_bundle(
+    source: ExportSource,
+    out: str | Path,
+    formats: str | list[str] = ("pytorch", "onnx", "openvino"),
+    calibration: LabeledExamples | None = None,
+    evaluation: LabeledExamples | None = None,
+    subset_size: int = DEFAULT_SUBSET_SIZE,
+    max_drop: float | None = None,
+    ort_optimize: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write the requested formats plus bundle.json under `out`; on any failure nothing is left there.
+
+    Every artifact is checked against PyTorch on padded random inputs (ONNX ≤1e-4, OpenVINO f32 ≤1e-3).
+    """
+    formats = parse_formats(formats)
+    if "int8" in formats and calibration is None:
+        raise EftnasError("calibration: the int8 format needs a calibration data set (--calibration-file)")
+    check_output_dir(out, overwrite)
+    dense = source.dense.eval()
+    task = dense.config.eftnas_parent["task"]
+    meta = artifact_metadata(dense, source.source_fingerprint)
+    steps = ["pytorch"] + [f for f in formats if f != "pytorch"]
+    if "int8" in formats and "openvino" not in formats:
+        steps.insert(steps.index("int8"), "openvino")
+    manifest: dict[str, Any] = {"format_version": 1, **meta, "formats": {}, "versions": versions()}
+    parity_targets: dict[str, tuple[Path, RuntimeSpec, float]] = {}
+    with atomic_output_dir(out, overwrite=overwrite) as tmp:
+        dirs = {name: tmp / FORMAT_DIRS[name] for name in FORMATS}
+        for step in tqdm(steps, desc="export", unit="format"):
+            if step == "pytorch":
+                save_sliced(dense, dirs["pytorch"], tokenizer=source.tokenizer, extra_files=_meta_file(meta))
+                manifest["formats"]["pytorch"] = {"dir": "pytorch", "file": "model.safetensors"}
+            elif step == "onnx":
+                path = onnx_export.export_onnx(dirs["pytorch"], dirs["onnx"], task, meta)
+                _write_meta(dirs["onnx"], meta)
+                manifest["formats"]["onnx"] = {"dir": "onnx", "file": path.name}
+                parity_targets["onnx"] = (path, RuntimeSpec("onnxruntime", 1, "fp32"), ONNX_ATOL)
+                if ort_optimize:
+                    feeds = padded_inputs(dense.config.vocab_size)
+                    opt = onnx_export.optimize_onnx(path, dirs["onnx"] / onnx_export.OPTIMIZED_FILE, feeds)
+                    manifest["ort_optimization"] = opt
+                    if opt["kept"]:
+                        target = (dirs["onnx"] / opt["file"], RuntimeSpec("onnxruntime", 1, "fp32"), ONNX_ATOL)
+                        parity_targets["onnx-optimized"] = target
+            elif step == "openvino":
+                path = ov_export.export_openvino(dirs["pytorch"], dirs["openvino"], task, meta)
+                _write_meta(dirs["openvino"], meta)
+                manifest["formats"]["openvino"] = {"dir": "openvino", "file": path.name}
+                parity_targets["openvino"] = (path, RuntimeSpec("openvino", 1, "f32"), OPENVINO_ATOL)
+            elif step == "int8":
+                report = quantize_openvino(
+                    dirs["openvino"], dirs["int8"], calibration, evaluation, subset_size, max_drop, meta
+                )
+                _write_meta(dirs["int8"], meta | {"precision": "int8", "quantization": report})
+                manifest["formats"]["int8"] = {"dir": FORMAT_DIRS["int8"], "file": ov_export.IR_FILE}
+                manifest["quantization"] = report
+        manifest["parity"] = check_parity(dense, parity_targets)
+        for name in set(steps) - set(formats):  # intermediates the requested formats were built from
+            shutil.rmtree(dirs[name])
+            del manifest["formats"][name]
+        write_json(tmp / MANIFEST, manifest)
+    return manifest
+
+
+def _meta_file(meta: dict[str, Any]) -> dict[str, str]:
+    import json
+
+    return {METADATA_FILE: json.dumps(meta, indent=2) + "\n"}
+
+
+def _write_meta(directory: Path, meta: dict[str, Any]) -> None:
+    write_json(directory / METADATA_FILE, meta)
+
+
+def read_manifest(bundle: str | Path) -> dict[str, Any]:
+    """bundle.json of a bundle directory."""
+    manifest = read_json(Path(bundle) / MANIFEST, "bundle")
+    if not isinstance(manifest, dict) or "formats" not in manifest:
+        raise EftnasError(f"bundle: {bundle}/{MANIFEST} is not an eftnas-deploy bundle manifest")
+    return manifest

@@ -1,0 +1,211 @@
+"""Deployment bundles: parity with PyTorch, provenance, INT8, and stock tools loading our files."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
+
+from eftnas_deploy import SubnetConfig, SuperNetwork, count_macs
+from eftnas_deploy.cli import main
+from exporters import onnx as onnx_export
+from exporters import openvino as ov_export
+from exporters.bundle import FORMATS, ExportSource, export_bundle
+from exporters.calibration import read_rows, tokenize_rows
+from exporters.parity import ONNX_ATOL, OPENVINO_ATOL, check_parity
+from exporters.provenance import fingerprint_state_dict
+from latency_lut.runtime import RuntimeSpec
+from tests.conftest import SHARED_DATA, tiny_model
+
+BIN = Path(sys.executable).parent
+TOKENIZER = SHARED_DATA / "tokenizers" / "bert-base-uncased"
+# Layer 1 is skipped entirely; layer 2 keeps attention but drops its FFN.
+CLS_SUBNET = SubnetConfig([2, 0, 4], [64, 0, 0])
+QA_SUBNET = SubnetConfig([0, 3, 1], [128, 0, 32])
+SENTENCES = ["a gripping, funny film", "the plot goes nowhere and the acting is wooden, sadly"]
+F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+QUESTIONS = [("who wrote it?", "the book was written by jane in 1990"), ("when?", "in the spring of that year")]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    if not TOKENIZER.is_dir():
+        pytest.skip(f"shared tokenizer not found at {TOKENIZER}")
+    return AutoTokenizer.from_pretrained(TOKENIZER)
+
+
+@pytest.fixture(scope="module")
+def cls_bundle(tmp_path_factory, tokenizer):
+    supernet = SuperNetwork(tiny_model("bert", "text-classification", vocab_size=tokenizer.vocab_size))
+    rows = read_rows(SHARED_DATA / "glue" / "SST-2" / "dev.tsv")[:100]
+    data = tokenize_rows(rows, tokenizer, "sentence", label_column="label", max_length=64)
+    out = tmp_path_factory.mktemp("cls") / "bundle"
+    source = ExportSource.from_supernet(supernet, CLS_SUBNET, tokenizer)
+    calib, held_out = data.take(0, 50), data.take(50)
+    manifest = export_bundle(source, out, FORMATS, calibration=calib, evaluation=held_out, ort_optimize=True)
+    return supernet, out, manifest
+
+
+@pytest.fixture(scope="module")
+def qa_bundle(tmp_path_factory, tokenizer):
+    supernet = SuperNetwork(tiny_model("bert", "question-answering", seed=3, vocab_size=tokenizer.vocab_size))
+    out = tmp_path_factory.mktemp("qa") / "bundle"
+    manifest = export_bundle(ExportSource.from_supernet(supernet, QA_SUBNET, tokenizer), out, "pytorch,onnx,openvino")
+    return supernet, out, manifest
+
+
+def test_bundle_carries_subnet_macs_and_fingerprint(cls_bundle):
+    supernet, out, manifest = cls_bundle
+    assert sorted(manifest["formats"]) == ["int8", "onnx", "openvino", "pytorch"]
+    assert json.loads((out / "bundle.json").read_text()) == manifest
+    assert manifest["subnet"] == CLS_SUBNET.to_dict()
+    assert manifest["macs"] == count_macs(CLS_SUBNET, supernet.geometry, seq_len=128)
+    assert manifest["source_fingerprint"] == fingerprint_state_dict(supernet.model.state_dict())
+    embedded = [
+        onnx_export.read_metadata(out / "onnx" / "model.onnx"),
+        ov_export.read_metadata(out / "openvino" / "openvino_model.xml"),
+        ov_export.read_metadata(out / "openvino-int8" / "openvino_model.xml"),
+    ] + [json.loads((out / d / "eftnas.json").read_text()) for d in ("pytorch", "onnx", "openvino", "openvino-int8")]
+    for meta in embedded:
+        assert meta["subnet"] == manifest["subnet"] and meta["macs"] == manifest["macs"]
+        assert meta["source_fingerprint"] == manifest["source_fingerprint"]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
+
+
+def test_fingerprint_changes_with_weights():
+    model = tiny_model()
+    before = fingerprint_state_dict(model.state_dict())
+    with torch.no_grad():
+        model.classifier.bias[0] += 1e-3
+    assert fingerprint_state_dict(model.state_dict()) != before
+
+
+@pytest.mark.parametrize("which", ["cls_bundle", "qa_bundle"])
+def test_exports_match_pytorch_with_padding(which, request):
+    supernet, out, manifest = request.getfixturevalue(which)
+    assert all(entry["ok"] for entry in manifest["parity"].values())
+    assert {"onnx", "openvino"} <= set(manifest["parity"])
+    # Independent re-check: the super-network itself (not the sliced copy) on longer padded inputs.
+    subnet = SubnetConfig.from_dict(manifest["subnet"])
+    targets = {
+        "onnx": (out / "onnx" / "model.onnx", RuntimeSpec("onnxruntime", 1, "fp32"), ONNX_ATOL),
+        "openvino": (out / "openvino" / "openvino_model.xml", RuntimeSpec("openvino", 1, "f32"), OPENVINO_ATOL),
+    }
+    with supernet.activate(subnet):
+        report = check_parity(supernet.model, targets, seq_len=40)
+    assert report["onnx"]["max_abs_diff"] <= ONNX_ATOL and report["openvino"]["max_abs_diff"] <= OPENVINO_ATOL
+
+
+def test_ort_optimizer_fuses_attention_with_per_layer_heads(cls_bundle):
+    manifest = cls_bundle[2]
+    opt = manifest["ort_optimization"]
+    assert opt["kept"] and opt["fused_operators"].get("Attention") == 2  # layers 0 and 2 (2 and 4 heads)
+    assert manifest["parity"]["onnx-optimized"]["max_abs_diff"] <= ONNX_ATOL
+
+
+def _reference(model_cls, directory, enc):
+    model = model_cls.from_pretrained(directory, trust_remote_code=True).eval()
+    with torch.no_grad():
+        return model(**enc)
+
+
+def test_stock_runtimes_load_classification(cls_bundle, tokenizer):
+    from optimum.intel import OVModelForSequenceClassification
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+
+    _, out, _ = cls_bundle
+    enc = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    expected = _reference(AutoModelForSequenceClassification, out / "pytorch", enc).logits.numpy()
+    ort = ORTModelForSequenceClassification.from_pretrained(out / "onnx")
+    ov = OVModelForSequenceClassification.from_pretrained(out / "openvino", ov_config=F32)
+    np.testing.assert_allclose(ort(**enc).logits.numpy(), expected, atol=ONNX_ATOL)
+    np.testing.assert_allclose(ov(**enc).logits.numpy(), expected, atol=OPENVINO_ATOL)
+    int8 = OVModelForSequenceClassification.from_pretrained(out / "openvino-int8")
+    assert int8(**enc).logits.shape == expected.shape
+
+
+def test_stock_runtimes_load_question_answering(qa_bundle, tokenizer):
+    from optimum.intel import OVModelForQuestionAnswering
+    from optimum.onnxruntime import ORTModelForQuestionAnswering
+
+    _, out, _ = qa_bundle
+    enc = tokenizer([q for q, _ in QUESTIONS], [c for _, c in QUESTIONS], padding=True, return_tensors="pt")
+    expected = _reference(AutoModelForQuestionAnswering, out / "pytorch", enc)
+    ort = ORTModelForQuestionAnswering.from_pretrained(out / "onnx")(**enc)
+    ov = OVModelForQuestionAnswering.from_pretrained(out / "openvino", ov_config=F32)
+    ov_out = ov(**enc)
+    for name in ("start_logits", "end_logits"):
+        want = getattr(expected, name).numpy()
+        np.testing.assert_allclose(np.asarray(getattr(ort, name)), want, atol=ONNX_ATOL)
+        np.testing.assert_allclose(np.asarray(getattr(ov_out, name)), want, atol=OPENVINO_ATOL)
+
+
+def test_int8_is_quantized_and_reports_accuracy(cls_bundle):
+    import openvino as ov
+
+    _, out, manifest = cls_bundle
+    q = manifest["quantization"]
+    assert q["method"] == "nncf.quantize" and q["calibration_examples"] == 50 and q["eval_examples"] == 50
+    assert 0 <= q["accuracy_fp32"] <= 1 and 0 <= q["accuracy_int8"] <= 1
+    assert q["accuracy_drop"] == pytest.approx(q["accuracy_fp32"] - q["accuracy_int8"])
+    model = ov.Core().read_model(str(out / "openvino-int8" / "openvino_model.xml"))
+    ops = {op.get_type_name() for op in model.get_ops()}
+    assert "FakeQuantize" in ops or "FakeConvert" in ops
+
+
+def test_benchmark_app_runs_on_our_ir(cls_bundle):
+    _, out, _ = cls_bundle
+    shape = ",".join(f"{n}[1,16]" for n in ("input_ids", "attention_mask", "token_type_ids"))
+    proc = subprocess.run(
+        [str(BIN / "benchmark_app"), "-m", str(out / "openvino" / "openvino_model.xml"), "-d", "CPU",
+         "-shape", shape, "-t", "1", "-hint", "none", "-nthreads", "1", "-nstreams", "1"],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Throughput" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--runtime", "onnxruntime", "--format", "optimized"],
+        ["--runtime", "openvino", "--precision", "f32"],
+        ["--runtime", "openvino", "--format", "int8"],
+    ],
+)
+def test_benchmark_command_reports_latency(cls_bundle, capsys, args):
+    _, out, manifest = cls_bundle
+    base = ["benchmark", str(out), "--threads", "1", "--batch", "2", "--seq-len", "16", "--warmup", "1"]
+    assert main([*base, "--repeats", "3", "--json", *args]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0 < result["median_ms"] <= result["p90_ms"]
+    assert result["throughput_per_s"] == pytest.approx(2 / (result["median_ms"] / 1e3))
+    assert result["cpu"] and result["threads"] == 1 and result["precision"]
+    assert result["subnet"] == manifest["subnet"] and result["batch"] == 2 and result["seq_len"] == 16
+
+
+def test_benchmark_rejects_missing_artifact(qa_bundle, capsys):
+    _, out, _ = qa_bundle
+    assert main(["benchmark", str(out), "--runtime", "openvino", "--format", "int8"]) == 2
+    assert "format: bundle" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exporter", ["onnx", "openvino"])
+def test_optimum_cli_exports_our_sliced_dir(cls_bundle, tmp_path, exporter):
+    _, out, _ = cls_bundle
+    cmd = [str(BIN / "optimum-cli"), "export", exporter, "--model", str(out / "pytorch")]
+    cmd += ["--task", "text-classification", "--trust-remote-code", str(tmp_path / "cli")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    produced = tmp_path / "cli" / ("model.onnx" if exporter == "onnx" else "openvino_model.xml")
+    spec = RuntimeSpec("onnxruntime", 1, "fp32") if exporter == "onnx" else RuntimeSpec("openvino", 1, "f32")
+    model = AutoModelForSequenceClassification.from_pretrained(out / "pytorch", trust_remote_code=True).eval()
+    atol = ONNX_ATOL if exporter == "onnx" else OPENVINO_ATOL
+    assert check_parity(model, {exporter: (produced, spec, atol)})[exporter]["ok"]
+    shutil.rmtree(tmp_path / "cli")
