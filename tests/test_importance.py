@@ -125,7 +125,7 @@ def test_importance_file_roundtrip_and_refusals(tmp_path):
     loaded.check_model(model)
     with pytest.raises(ImportanceError, match="fingerprint"):
         loaded.check_model(tiny_model(seed=1))
-    with pytest.raises(ImportanceError, match="another model geometry.*num_layers: 3 != 2"):
+    with pytest.raises(ImportanceError, match=r"another model geometry.*num_layers: 3 != 2"):
         loaded.check_model(tiny_model(num_hidden_layers=2))
     (tmp_path / "bad.safetensors").write_bytes(b"not a file")
     with pytest.raises(ImportanceError, match="not a safetensors importance file"):

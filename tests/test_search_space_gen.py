@@ -22,7 +22,7 @@ def _reordered_scores(seed=0, **overrides):
 
 
 def test_space_hits_every_mac_target_within_tolerance():
-    model, scores = _reordered_scores()
+    _, scores = _reordered_scores()
     geometry = scores.geometry
     full = count_macs(SubnetConfig.full(geometry), geometry, seq_len=128)
     targets = evenly_spaced_targets(0.3 * full, 0.9 * full, 5)
@@ -65,7 +65,7 @@ def test_cost_function_is_pluggable():
 
 
 def test_bad_inputs_are_refused_clearly():
-    model, scores = _reordered_scores()
+    _, scores = _reordered_scores()
     geometry = scores.geometry
     cost = macs_cost(geometry)
     full = cost(SubnetConfig.full(geometry))
