@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "eftnas_deploy.commands.cost",
     "eftnas_deploy.commands.export",
     "eftnas_deploy.commands.benchmark",
+    "eftnas_deploy.commands.space",
 )
 
 

@@ -1,0 +1,121 @@
+"""EFTNAS stages 1-2 on SST-2: train a 4-layer BERT from scratch while accumulating movement
+importance, reorder it, and generate the search space at 5 MAC targets. Writes JSON (+ PNG).
+
+Usage: .venv/bin/python benchmarks/search_space_sst2.py [--out runs/bench_search_space_sst2] [--steps 250]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import matplotlib
+import torch
+from transformers import AutoTokenizer
+
+from eftnas_deploy import SubnetConfig, build_model, count_macs
+from eftnas_deploy.importance import magnitude_importance, movement_importance, reorder_by_importance
+from eftnas_deploy.io import write_json
+from eftnas_deploy.search_space_gen import evenly_spaced_targets, generate_search_space
+from eftnas_deploy.text_data import read_tsv_texts, tokenized_batches
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+GEOMETRY = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
+
+
+@torch.no_grad()
+def accuracy(model, batches) -> float:
+    model.eval()
+    correct = sum(int((model(**b).logits.argmax(-1) == b["labels"]).sum()) for b in batches)
+    return correct / sum(len(b["labels"]) for b in batches)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default="runs/bench_search_space_sst2")
+    parser.add_argument("--steps", type=int, default=250)
+    parser.add_argument("--train-rows", type=int, default=20000)
+    parser.add_argument("--seq-len", type=int, default=128, help="sequence length MACs are counted at")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(DATA / "tokenizers/bert-base-uncased")
+    texts, labels = read_tsv_texts(DATA / "glue/SST-2/train.tsv", limit=args.train_rows)
+    dev_texts, dev_labels = read_tsv_texts(DATA / "glue/SST-2/dev.tsv")
+    train = tokenized_batches(tokenizer, texts, labels, 32, 64, shuffle_seed=0)
+    dev = tokenized_batches(tokenizer, dev_texts, dev_labels, 128, 64)
+    model = build_model("bert", vocab_size=tokenizer.vocab_size, max_position_embeddings=128, **GEOMETRY)
+
+    start = time.perf_counter()
+    scores = movement_importance(model, train, steps=args.steps, lr=5e-4)
+    importance_s = time.perf_counter() - start
+    dev_accuracy = accuracy(model, dev)
+
+    start = time.perf_counter()
+    reordered = reorder_by_importance(model, scores)
+    reorder_s = time.perf_counter() - start
+    geometry = reordered.geometry
+    full = count_macs(SubnetConfig.full(geometry), geometry, seq_len=args.seq_len)
+    targets = evenly_spaced_targets(0.3 * full, 0.9 * full, 5)
+    spaces = {}
+    for name, table in (
+        ("movement", reordered),
+        ("magnitude", reorder_by_importance(model, magnitude_importance(model))),
+    ):
+        start = time.perf_counter()
+        space = generate_search_space(table, targets, seq_len=args.seq_len, ffn_multiple=32)
+        spaces[name] = (space, time.perf_counter() - start)
+
+    result = {
+        "geometry": geometry.to_dict(),
+        "train_rows": len(texts),
+        "steps": args.steps,
+        "threads": torch.get_num_threads(),
+        "dev_accuracy_full": dev_accuracy,
+        "importance_and_finetune_s": round(importance_s, 2),
+        "reorder_s": round(reorder_s, 3),
+        "macs_full": full,
+        "seq_len": args.seq_len,
+        "targets_fraction_of_full": [t / full for t in targets],
+        "spaces": {
+            name: {
+                "generation_s": round(seconds, 4),
+                "heads": [list(c) for c in space.heads],
+                "ffn": [list(c) for c in space.ffn],
+                "size": space.size(),
+                "targets": [
+                    {k: e[k] for k in ("target", "cost", "relative_error", "subnet")} for e in space.metadata["targets"]
+                ],
+            }
+            for name, (space, seconds) in spaces.items()
+        },
+    }
+    write_json(out / "search_space_sst2.json", result)
+    _plot(spaces["movement"][0], full, out / "search_space_sst2.png")
+    print(f"wrote {out / 'search_space_sst2.json'}")
+
+
+def _plot(space, full: int, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for entry in space.metadata["targets"]:
+        subnet = entry["subnet"]
+        label = f"{entry['target'] / full:.0%} MACs"
+        ax.plot(range(len(subnet["ffn"])), subnet["ffn"], marker="o", label=label)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("kept FFN width")
+    ax.set_title("Kept FFN width per layer at each MAC target (SST-2, movement importance)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

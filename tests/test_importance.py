@@ -1,0 +1,138 @@
+import random
+import statistics
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.importance import (
+    ImportanceError,
+    ImportanceScores,
+    magnitude_importance,
+    movement_importance,
+    reorder_by_importance,
+    weights_fingerprint,
+)
+from eftnas_deploy.klein_spaces import UnitSelection
+from eftnas_deploy.models import build_model
+from eftnas_deploy.slicing import slice_subnet
+from eftnas_deploy.text_data import read_tsv_texts, tokenized_batches
+from tests.conftest import MODEL_KINDS, outputs_of, random_inputs, tiny_model
+
+LAYERS, HEADS, FFN = 2, 4, 128
+
+
+@pytest.fixture(scope="module")
+def sst2_run(request):
+    """A tiny BERT trained from scratch on an SST-2 subsample while accumulating movement importance."""
+    from tests.conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip("shared data not found")
+    tokenizer = AutoTokenizer.from_pretrained(SHARED_DATA / "tokenizers/bert-base-uncased")
+    texts, labels = read_tsv_texts(SHARED_DATA / "glue/SST-2/train.tsv", limit=9600)
+    dev_texts, dev_labels = read_tsv_texts(SHARED_DATA / "glue/SST-2/dev.tsv", limit=512)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is faster and deterministic
+    try:
+        torch.manual_seed(0)
+        model = build_model(
+            "bert", vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=LAYERS,
+            num_attention_heads=HEADS, intermediate_size=FFN, max_position_embeddings=64,
+            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        )  # fmt: skip
+        train = tokenized_batches(tokenizer, texts, labels, 32, 48, shuffle_seed=0)
+        scores = movement_importance(model, train, steps=300, lr=1e-3, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    dev = tokenized_batches(tokenizer, dev_texts, dev_labels, 128, 48)
+    return model, scores, dev
+
+
+def test_movement_importance_is_finite_informative_shaped_and_fingerprinted(sst2_run):
+    model, scores, _ = sst2_run
+    assert scores.heads.shape == (LAYERS, HEADS) and scores.ffn.shape == (LAYERS, FFN)
+    assert torch.isfinite(scores.heads).all() and torch.isfinite(scores.ffn).all()
+    assert scores.heads.std() > 0 and scores.ffn.std() > 0
+    assert scores.metadata["last_loss"] < scores.metadata["first_loss"]
+    assert scores.fingerprint == weights_fingerprint(model) != scores.metadata["source_fingerprint"]
+    scores.check_model(model)
+
+
+@torch.no_grad()
+def _dev_loss(model, dev) -> float:
+    model.eval()
+    total = sum(float(model(**b).loss) * len(b["labels"]) for b in dev)
+    return total / sum(len(b["labels"]) for b in dev)
+
+
+def _loss_keeping(model, dev, flat_heads) -> float:
+    """Dev loss of the model keeping only the given (layer * HEADS + head) heads, all FFN neurons."""
+    heads = [[i % HEADS for i in flat_heads if i // HEADS == layer] for layer in range(LAYERS)]
+    clone, subnet = UnitSelection(heads=heads, ffn=[range(FFN)] * LAYERS).materialize(model)
+    return _dev_loss(slice_subnet(clone, subnet), dev)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_top_k_heads_lose_less_than_random_k_heads(sst2_run, k):
+    model, _, dev = sst2_run
+    scores = magnitude_importance(model)
+    top = torch.argsort(scores.heads.flatten(), descending=True)[:k].tolist()
+    rng = random.Random(0)
+    random_losses = [_loss_keeping(model, dev, rng.sample(range(LAYERS * HEADS), k)) for _ in range(8)]
+    top_loss = _loss_keeping(model, dev, top)
+    # By a margin: clearly below the random average and below (almost) every single random draw.
+    assert top_loss < statistics.mean(random_losses) - 0.01, (top_loss, random_losses)
+    assert sum(top_loss < loss for loss in random_losses) >= 7, (top_loss, random_losses)
+
+
+def test_magnitude_is_the_l1_norm_of_each_group():
+    model = tiny_model()
+    scores = magnitude_importance(model)
+    layer = model.bert.encoder.layer[1]
+    attn, rows = layer.attention.self, slice(2 * 16, 3 * 16)
+    expected = sum(lin.weight[rows].abs().sum() for lin in (attn.query, attn.key, attn.value))
+    expected += layer.attention.output.dense.weight[:, rows].abs().sum()
+    torch.testing.assert_close(scores.heads[1, 2], expected.float(), rtol=1e-5, atol=1e-5)
+    neuron = layer.intermediate.dense.weight[7].abs().sum() + layer.output.dense.weight[:, 7].abs().sum()
+    torch.testing.assert_close(scores.ffn[1, 7], neuron.float(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_type, task", MODEL_KINDS)
+def test_reorder_by_importance_preserves_the_function_and_sorts(model_type, task):
+    model = tiny_model(model_type, task)
+    inputs = random_inputs()
+    before = outputs_of(model, inputs)
+    scores = magnitude_importance(model)
+    reordered = reorder_by_importance(model, scores)
+    assert (outputs_of(model, inputs) - before).abs().max().item() <= 1e-5
+    assert reordered.is_sorted() and not scores.is_sorted()
+    torch.testing.assert_close(reordered.heads.sort(dim=1).values, scores.heads.sort(dim=1).values)
+    assert reordered.fingerprint == weights_fingerprint(model) != scores.fingerprint
+    torch.testing.assert_close(magnitude_importance(model).heads, reordered.heads, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ImportanceError, match="fingerprint"):
+        scores.check_model(model)  # the old scores describe the old order
+
+
+def test_importance_file_roundtrip_and_refusals(tmp_path):
+    model = tiny_model()
+    scores = magnitude_importance(model)
+    scores.save(tmp_path / "imp.safetensors")
+    loaded = ImportanceScores.load(tmp_path / "imp.safetensors")
+    torch.testing.assert_close(loaded.ffn, scores.ffn, rtol=0, atol=0)
+    assert loaded.geometry == scores.geometry and loaded.criterion == "magnitude"
+    loaded.check_model(model)
+    with pytest.raises(ImportanceError, match="fingerprint"):
+        loaded.check_model(tiny_model(seed=1))
+    with pytest.raises(ImportanceError, match=r"another model geometry.*num_layers: 3 != 2"):
+        loaded.check_model(tiny_model(num_hidden_layers=2))
+    (tmp_path / "bad.safetensors").write_bytes(b"not a file")
+    with pytest.raises(ImportanceError, match="not a safetensors importance file"):
+        ImportanceScores.load(tmp_path / "bad.safetensors")
+    with pytest.raises(ImportanceError, match="heads: scores have shape"):
+        ImportanceScores(scores.heads[:1], scores.ffn, "movement", scores.geometry, scores.fingerprint)
+    with pytest.raises(EftnasError, match="steps: must be positive"):
+        movement_importance(model, [], steps=0)
+    with pytest.raises(EftnasError, match="no training batches"):
+        movement_importance(model, [], progress=False)
