@@ -1,7 +1,7 @@
 """EFTNAS stages 1-2 on SST-2: train a 4-layer BERT from scratch while accumulating movement
 importance, reorder it, and generate the search space at 5 MAC targets. Writes JSON (+ PNG).
 
-Usage: .venv/bin/python benchmarks/search_space_sst2.py [--out runs/bench_search_space_sst2] [--steps 250]
+Usage: .venv/bin/python benchmarks/search_space_sst2.py [--out benchmarks/results] [--steps 250]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def accuracy(model, batches) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default="runs/bench_search_space_sst2")
+    parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--train-rows", type=int, default=20000)
     parser.add_argument("--seq-len", type=int, default=128, help="sequence length MACs are counted at")
