@@ -22,7 +22,9 @@ def test_shared_glue_files_load(shared_data):
     assert len(mrpc) == 1500 and mrpc[0]["sentence1"].startswith("They had published")
     assert mrpc[0]["label"] == 1
     # The same headerless file through an explicit positional mapping.
-    mapped = load_split(get_task("mrpc"), glue / "MRPC" / "dev.tsv", columns={"label": 0, "sentence1": 3, "sentence2": 4})
+    mapped = load_split(
+        get_task("mrpc"), glue / "MRPC" / "dev.tsv", columns={"label": 0, "sentence1": 3, "sentence2": 4}
+    )
     assert mapped["sentence2"] == mrpc["sentence2"]
 
 
