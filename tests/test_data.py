@@ -67,7 +67,7 @@ def test_bad_input_errors_name_the_field(tmp_path):
         load_split(get_task("sst2"), missing)
     out_of_range = tmp_path / "r.tsv"
     out_of_range.write_text("sentence\tlabel\nhello\t1\nworld\t2\n")
-    with pytest.raises(EftnasError, match="label: row 1 .*label 2 out of range for task sst2"):
+    with pytest.raises(EftnasError, match=r"label: row 1 .*label 2 out of range for task sst2"):
         load_split(get_task("sst2"), out_of_range)
     unknown = tmp_path / "u.tsv"
     unknown.write_text("sentence1\tsentence2\tlabel\na\tb\tmaybe\n")
@@ -85,7 +85,7 @@ def test_squad_nested_json_and_v2_no_answer(tmp_path):
     assert v1[0]["answers"]["text"] == ["Paris"]
     v2 = load_split(get_task("squad_v2"), write_squad_json(tmp_path, impossible=True))
     assert v2.filter(lambda r: r["id"] == "impossible")[0]["answers"]["text"] == []
-    with pytest.raises(EftnasError, match="answers: row .* has no answer"):
+    with pytest.raises(EftnasError, match=r"answers: row .* has no answer"):
         load_split(get_task("squad"), write_squad_json(tmp_path, impossible=True))
 
 
