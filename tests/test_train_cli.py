@@ -18,10 +18,8 @@ def test_train_teacher_then_supernet(tmp_path, shared_data):
     common += ["--batch-size", "16", "--lr", "3e-3"]
     teacher = tmp_path / "teacher"
     sizes = ["--layers", "2", "--hidden-size", "64", "--heads", "4", "--intermediate-size", "128"]
-    code = main(
-        ["train-teacher", *common, "--from-scratch", "--tokenizer", str(TOKENIZER_DIR), *sizes]
-        + ["--max-steps", "4", "--out", str(teacher)]
-    )
+    sizes += ["--max-steps", "4", "--out", str(teacher)]
+    code = main(["train-teacher", *common, "--from-scratch", "--tokenizer", str(TOKENIZER_DIR), *sizes])
     assert code == 0 and (teacher / "model.safetensors").is_file() and (teacher / "tokenizer.json").is_file()
     space = SearchSpace(heads=[[4, 2]] * 2, ffn=[[128, 64]] * 2)
     space.save(tmp_path / "space.json")
