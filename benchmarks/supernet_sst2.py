@@ -36,7 +36,7 @@ from eftnas_deploy.training import (
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 PROFILES = {
-    "quick": dict(train_rows=3000, dev_rows=800, max_length=48, teacher_epochs=1, supernet_epochs=0.5),
+    "quick": dict(train_rows=1200, dev_rows=400, max_length=32, teacher_epochs=1, supernet_epochs=0.3),
     "full": dict(train_rows=20000, dev_rows=None, max_length=64, teacher_epochs=2, supernet_epochs=1),
 }
 
