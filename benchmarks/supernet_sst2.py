@@ -11,6 +11,7 @@ import argparse
 import copy
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -72,7 +73,8 @@ def main() -> None:
     args = parser.parse_args()
     profile = PROFILES["quick" if args.quick else "full"]
     run_dir = Path(args.run_dir + ("_quick" if args.quick else ""))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(run_dir, ignore_errors=True)  # the benchmark's own scratch dir: start fresh
+    run_dir.mkdir(parents=True)
     torch.manual_seed(args.seed)
     stages: dict[str, float] = {}
     clock = time.perf_counter()
