@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "eftnas_deploy.commands.export",
     "eftnas_deploy.commands.benchmark",
     "eftnas_deploy.commands.space",
+    "eftnas_deploy.commands.train",
 )
 
 

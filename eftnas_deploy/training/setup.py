@@ -1,0 +1,37 @@
+"""Trainer wiring shared by the teacher and super-network stages: arguments, datasets, collators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, TrainingArguments, default_data_collator
+
+from eftnas_deploy.data.features import PreparedSplit
+
+DEFAULTS: dict[str, Any] = dict(
+    per_device_train_batch_size=32,
+    learning_rate=5e-5,
+    num_train_epochs=1,
+    logging_steps=50,
+    save_strategy="no",
+    report_to="none",
+    dataloader_num_workers=0,
+    disable_tqdm=False,
+    seed=0,
+)
+
+
+def training_arguments(out_dir: str | Path, **overrides: Any) -> TrainingArguments:
+    """TrainingArguments with quiet, CPU-friendly defaults (CPU unless a GPU is present; no hub, no W&B)."""
+    values = {**DEFAULTS, **overrides}
+    values.setdefault("use_cpu", not torch.cuda.is_available())
+    return TrainingArguments(output_dir=str(out_dir), **values)
+
+
+def collator_for(split: PreparedSplit, tokenizer: PreTrainedTokenizerBase):
+    """Dynamic padding for classification; QA windows are already padded to max_length."""
+    if split.task.kind == "qa":
+        return default_data_collator
+    return DataCollatorWithPadding(tokenizer)

@@ -1,0 +1,115 @@
+"""SuperNetTrainer: HF Trainer whose steps train several sub-networks of a weight-sharing super-network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, Trainer
+
+from eftnas_deploy.elastic import SuperNetwork
+from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.space import SearchSpace
+from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of
+from eftnas_deploy.training.sampling import SubnetSampler
+
+
+class SuperNetTrainer(Trainer):
+    """Trains `supernet.model` with a sub-network strategy (see `SubnetSampler`).
+
+    Each step runs the planned sub-networks on the same batch; their gradients are accumulated
+    (one backward each) and the optimizer steps once. With `teacher`, task losses become
+    `kd.task_weight * task + kd.distill_weight * T^2 KL` against the external teacher; "student"
+    sub-networks of the kd/full strategies distil from the largest sub-network's detached outputs.
+    Logging, checkpoints, resume, mixed precision and torchrun come from `Trainer`.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        supernet: SuperNetwork,
+        search_space: SearchSpace,
+        strategy: str = "sandwich",
+        num_random: int = 1,
+        teacher: PreTrainedModel | None = None,
+        kd: KDConfig | None = None,
+        sampling_seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("model", supernet.model)
+        if kwargs["model"] is not supernet.model:
+            raise EftnasError("model: SuperNetTrainer trains supernet.model; do not pass another model")
+        super().__init__(*args, **kwargs)
+        search_space.validate(supernet.geometry)
+        self.supernet = supernet
+        self.sampler = SubnetSampler(
+            search_space, strategy, num_random, self.args.seed if sampling_seed is None else sampling_seed
+        )
+        self.kd = kd or KDConfig()
+        self.teacher = teacher
+        if teacher is not None:
+            self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
+        self.regression = getattr(supernet.model.config, "problem_type", None) == "regression" or (
+            supernet.geometry.task == "text-classification" and supernet.geometry.num_labels == 1
+        )
+        # compute_loss ignores num_items_in_batch, so Trainer scales by the accumulation steps itself.
+        self.model_accepts_loss_kwargs = False
+        self._role = "task"
+        self._teacher_logits: tuple[torch.Tensor, ...] | None = None
+        self._inplace_logits: tuple[torch.Tensor, ...] | None = None
+        self._micro = (-1, 0)
+
+    def _next_micro(self) -> int:
+        step, micro = self._micro
+        micro = micro + 1 if step == self.state.global_step else 0
+        self._micro = (self.state.global_step, micro)
+        return micro
+
+    def training_step(
+        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        plan = self.sampler.plan(self.state.global_step, self.state.max_steps, self._next_micro())
+        self._teacher_logits = self._external_teacher_logits(inputs)
+        self._inplace_logits = None
+        total = None
+        try:
+            for role, subnet in plan:
+                self.supernet.set_subnet(subnet)
+                self._role = role
+                loss = super().training_step(model, inputs, num_items_in_batch)
+                total = loss if total is None else total + loss
+        finally:
+            self.supernet.reset()
+            self._role = "task"
+            self._teacher_logits = self._inplace_logits = None
+        return total
+
+    @torch.no_grad()
+    def _external_teacher_logits(self, inputs: dict[str, Any]) -> tuple[torch.Tensor, ...] | None:
+        if self.teacher is None:
+            return None
+        prepared = self._prepare_inputs(inputs)
+        names = ("input_ids", "attention_mask", "token_type_ids")
+        return logits_of(self.teacher(**{k: v for k, v in prepared.items() if k in names}))
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | None = None,
+    ):
+        outputs = model(**inputs)
+        if outputs.loss is None:
+            raise EftnasError("labels: the training batch has no labels (or start/end positions)")
+        loss = outputs.loss
+        if model.training:
+            student = logits_of(outputs)
+            if self._role == "student" and self._inplace_logits is not None:
+                loss = kd_loss(loss, student, self._inplace_logits, self.kd, self.regression)
+            elif self._teacher_logits is not None:
+                loss = kd_loss(loss, student, self._teacher_logits, self.kd, self.regression)
+            if self._role == "teacher":
+                self._inplace_logits = tuple(t.detach() for t in student)
+        return (loss, outputs) if return_outputs else loss

@@ -1,0 +1,60 @@
+"""Shared helpers for the training tests: a tiny super-network on real SST-2 rows and the shared tokenizer."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoTokenizer
+
+from eftnas_deploy.data import get_task, load_split, prepare_split
+from eftnas_deploy.elastic import SuperNetwork
+from eftnas_deploy.evaluation import pad_batch
+from eftnas_deploy.space import SearchSpace
+from eftnas_deploy.subnet import SubnetConfig
+from tests.conftest import SHARED_DATA, tiny_model
+
+TOKENIZER_DIR = SHARED_DATA / "tokenizers" / "bert-base-uncased"
+
+
+def tokenizer():
+    return AutoTokenizer.from_pretrained(str(TOKENIZER_DIR))
+
+
+def sst2_split(rows: int = 64, max_length: int = 32, file: str = "train.tsv"):
+    task = get_task("sst2")
+    data = load_split(task, SHARED_DATA / "glue" / "SST-2" / file).select(range(rows))
+    return prepare_split(task, data, tokenizer(), max_length=max_length, train=True)
+
+
+def tiny_supernet(task: str = "text-classification", seed: int = 0, **overrides) -> SuperNetwork:
+    model = tiny_model(
+        "bert",
+        task,
+        seed=seed,
+        **{"vocab_size": 30522, "max_position_embeddings": 128, "num_hidden_layers": 2, **overrides},
+    )
+    return SuperNetwork(model)
+
+
+def small_space(supernet: SuperNetwork) -> SearchSpace:
+    g = supernet.geometry
+    return SearchSpace.full_range(g, head_step=1, ffn_step=g.intermediate_size // 4)
+
+
+@torch.no_grad()
+def mean_task_loss(supernet: SuperNetwork, subnet: SubnetConfig, split, batch_size: int = 64) -> float:
+    """Mean task loss of a sub-network over a prepared split (eval mode)."""
+    model = supernet.model
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, 0
+    rows = list(split.features)
+    label_keys = [k for k in ("labels", "start_positions", "end_positions") if k in rows[0]]
+    with supernet.activate(subnet):
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i : i + batch_size]
+            batch = pad_batch(chunk, model.config.pad_token_id or 0)
+            batch.update({k: torch.tensor([r[k] for r in chunk]) for k in label_keys})
+            total += model(**batch).loss.item() * len(chunk)
+            n += len(chunk)
+    model.train(was_training)
+    return total / n
