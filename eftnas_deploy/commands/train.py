@@ -11,6 +11,7 @@ from transformers import AutoTokenizer
 from transformers.trainer_utils import get_last_checkpoint
 
 from eftnas_deploy.data import get_task, held_out_split, load_split, prepare_split
+from eftnas_deploy.data.loading import parse_columns
 from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.errors import EftnasError
 from eftnas_deploy.evaluation import evaluate
@@ -70,19 +71,6 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-train-rows", type=int, help="subsample the training rows (seeded)")
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true")
-
-
-def parse_columns(text: str | None) -> dict[str, str | int]:
-    """'a=b,c=3' -> {'a': 'b', 'c': 3} (integers are positions in a headerless file)."""
-    if not text:
-        return {}
-    out: dict[str, str | int] = {}
-    for item in text.split(","):
-        if "=" not in item:
-            raise EftnasError(f"columns: {item!r} is not of the form canonical=file_column")
-        key, value = (part.strip() for part in item.split("=", 1))
-        out[key] = int(value) if value.isdigit() else value
-    return out
 
 
 def _train_split(args: argparse.Namespace):

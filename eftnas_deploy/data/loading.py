@@ -174,3 +174,16 @@ def _finish_qa(task: TaskSpec, frame: pd.DataFrame, source: str) -> datasets.Dat
             "answers": answers,
         }
     )
+
+
+def parse_columns(text: str | None) -> dict[str, str | int]:
+    """'a=b,c=3' -> {'a': 'b', 'c': 3} (integers are positions in a headerless file)."""
+    if not text:
+        return {}
+    out: dict[str, str | int] = {}
+    for item in text.split(","):
+        if "=" not in item:
+            raise EftnasError(f"columns: {item!r} is not of the form canonical=file_column")
+        key, value = (part.strip() for part in item.split("=", 1))
+        out[key] = int(value) if value.isdigit() else value
+    return out

@@ -1,0 +1,118 @@
+"""`eftnas-deploy search`: multi-objective search of a trained super-network against a latency LUT."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from transformers import AutoTokenizer
+
+from eftnas_deploy.data import get_task
+from eftnas_deploy.data.split import held_out_from_run
+from eftnas_deploy.elastic import SuperNetwork
+from eftnas_deploy.io import check_output_dir, read_json, write_json
+from eftnas_deploy.search.searcher import ALGORITHMS, SearchConfig
+from eftnas_deploy.search.session import OBJECTIVES, SELECTIONS, Budget, search_supernet
+from eftnas_deploy.space import SearchSpace
+from eftnas_deploy.subnet import SubnetConfig
+
+if TYPE_CHECKING:
+    from latency_lut.table import LatencyTable
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("search", help="search a super-network for the accuracy/latency Pareto front")
+    p.add_argument("--supernet", required=True, help="super-network dir written by `train-supernet`")
+    p.add_argument("--search-space", help="search_space.json (default: the one in --supernet)")
+    p.add_argument("--lut", help="latency LUT (lut.json) measured on the target CPU")
+    p.add_argument("--allow-approximate-lut", action="store_true", help="accept a LUT for another seq len/batch")
+    p.add_argument("--objective", choices=OBJECTIVES, help="cost objective (default: latency with --lut, else macs)")
+    p.add_argument("--max-latency-ms", type=float, help="hard latency budget (LUT-predicted)")
+    p.add_argument("--max-macs", type=float, help="hard budget in millions of MACs")
+    p.add_argument("--max-params", type=float, help="hard budget in millions of parameters")
+    p.add_argument("--algorithm", default="nsga2", choices=ALGORITHMS)
+    p.add_argument("--evals", type=int, default=1000, help="evaluation budget (EFTNAS: 1000)")
+    p.add_argument("--population", type=int, help="NSGA-II population (default: 40, less for small budgets)")
+    p.add_argument("--selection", default="most-accurate", choices=SELECTIONS)
+    p.add_argument("--delta", type=float, default=0.01, help="accuracy drop allowed by cheapest-within-delta")
+    p.add_argument("--seq-len", type=int, help="sequence length for MACs (default: the LUT's, else 128)")
+    p.add_argument("--remeasure-top", type=int, default=5, help="re-measure this many front points end to end")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted search in --out")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.resume:
+        check_output_dir(args.out, args.overwrite)
+        if args.overwrite and Path(args.out).exists():
+            shutil.rmtree(args.out)
+    supernet_dir = Path(args.supernet)
+    task = get_task(read_json(supernet_dir / "train_config.json", "supernet train_config").get("task", ""))
+    supernet = SuperNetwork.from_pretrained(str(supernet_dir), task=task.model_task)
+    supernet.model.eval()
+    space_path = Path(args.search_space) if args.search_space else supernet_dir / "search_space.json"
+    space = SearchSpace.load(space_path).validate(supernet.geometry)
+    tokenizer = AutoTokenizer.from_pretrained(str(supernet_dir))
+    held_out = held_out_from_run(supernet_dir, tokenizer)
+
+    table = predictor = None
+    seq_len, batch = args.seq_len or 128, 1
+    if args.lut:
+        from latency_lut.predict import LatencyPredictor
+
+        predictor = LatencyPredictor.from_file(
+            args.lut, supernet.geometry, allow_approximate=args.allow_approximate_lut
+        )
+        table = predictor.table
+        seq_len, batch = args.seq_len or table.seq_len, table.batch
+    objective = args.objective or ("latency" if predictor else "macs")
+    summary = search_supernet(
+        supernet,
+        space,
+        held_out,
+        args.out,
+        SearchConfig(algorithm=args.algorithm, evals=args.evals, population=args.population, seed=args.seed),
+        objective=objective,
+        latency_ms=predictor,
+        budget=Budget(args.max_latency_ms, args.max_macs, args.max_params),
+        seq_len=seq_len,
+        batch=batch,
+        selection=args.selection,
+        delta=args.delta,
+    )
+    if table is not None and args.remeasure_top > 0:
+        remeasure_finalists(supernet, table, Path(args.out), args.remeasure_top)
+    print(json.dumps({k: summary[k] for k in ("trials", "hypervolume", "chosen")}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def remeasure_finalists(supernet: SuperNetwork, table: LatencyTable, out_dir: Path, top: int) -> list[dict]:
+    """Slice, export and time the `top` most accurate front points on the LUT's runtime (predicted vs measured)."""
+    from latency_lut.validate import validate_luts
+
+    pareto = json.loads((out_dir / "pareto.json").read_text())
+    points = sorted(pareto["points"], key=lambda p: -p["accuracy"])[:top]
+    subnets = [SubnetConfig.from_dict(p["subnet"]) for p in points]
+    (report,) = validate_luts([table], supernet.model, subnets)
+    measured = {json.dumps(r["subnet"]): r for r in report["samples"]}
+    for point in pareto["points"]:
+        row = measured.get(json.dumps(point["subnet"]))
+        if row is not None:
+            point["measured_latency_ms"] = row["measured_us"] / 1e3
+            point["prediction_error_pct"] = 100 * (row["predicted_us"] - row["measured_us"]) / row["measured_us"]
+    pareto["remeasured"] = {
+        "runtime": table.runtime,
+        "precision": table.precision,
+        "threads": table.threads,
+        "points": len(points),
+        "median_abs_error_pct": report.get("median_abs_pct_error"),
+    }
+    write_json(out_dir / "pareto.json", pareto)
+    return report["samples"]

@@ -1,0 +1,138 @@
+"""A complete search run on a super-network: objectives from evaluation and a cost model, outputs on disk.
+
+Shared by `eftnas-deploy search` and the pipeline: writes pareto.json, pareto.png, selection.json and
+search_summary.json into the run dir, and re-measures the finalists end to end on the LUT's runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eftnas_deploy.data import PreparedSplit
+from eftnas_deploy.elastic import SuperNetwork
+from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.evaluation import evaluate
+from eftnas_deploy.io import write_json
+from eftnas_deploy.metrics import count_macs, count_params
+from eftnas_deploy.search.outputs import plot_pareto, write_pareto_json
+from eftnas_deploy.search.pareto import ParetoPoint, select_cheapest_within_delta, select_most_accurate
+from eftnas_deploy.search.searcher import SearchConfig, run_search
+from eftnas_deploy.space import SearchSpace
+from eftnas_deploy.subnet import SubnetConfig
+
+OBJECTIVES = ("latency", "macs", "params")
+SELECTIONS = ("most-accurate", "cheapest-within-delta")
+COST_LABELS = {
+    "latency": "predicted latency (ms)",
+    "macs": "MACs (millions)",
+    "params": "parameters (millions)",
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Hard limits; a sub-network over any of them is infeasible."""
+
+    max_latency_ms: float | None = None
+    max_macs: float | None = None
+    max_params: float | None = None
+
+    def active(self) -> list[tuple[str, float]]:
+        limits = (("latency", self.max_latency_ms), ("macs", self.max_macs), ("params", self.max_params))
+        return [(name, value) for name, value in limits if value is not None]
+
+
+def cost_functions(
+    supernet: SuperNetwork, seq_len: int, batch: int, latency_ms: Callable[[SubnetConfig], float] | None
+) -> dict[str, Callable[[SubnetConfig], float]]:
+    """Cost per objective name; MACs and parameters in millions, latency in ms."""
+    geometry = supernet.geometry
+    costs: dict[str, Callable[[SubnetConfig], float]] = {
+        "macs": lambda s: count_macs(s, geometry, seq_len=seq_len, batch=batch) / 1e6,
+        "params": lambda s: count_params(s, geometry) / 1e6,
+    }
+    if latency_ms is not None:
+        costs["latency"] = latency_ms
+    return costs
+
+
+def search_supernet(
+    supernet: SuperNetwork,
+    space: SearchSpace,
+    held_out: PreparedSplit,
+    out_dir: str | Path,
+    config: SearchConfig,
+    objective: str = "latency",
+    latency_ms: Callable[[SubnetConfig], float] | None = None,
+    budget: Budget | None = None,
+    seq_len: int = 128,
+    batch: int = 1,
+    selection: str = "most-accurate",
+    delta: float = 0.01,
+    eval_batch_size: int = 64,
+) -> dict[str, Any]:
+    """Search `space` for the accuracy/cost front on `held_out`; returns the summary written to disk."""
+    if objective not in OBJECTIVES:
+        raise EftnasError(f"objective: {objective!r} is not one of {OBJECTIVES}")
+    if selection not in SELECTIONS:
+        raise EftnasError(f"selection: {selection!r} is not one of {SELECTIONS}")
+    space.validate(supernet.geometry)
+    budget = budget or Budget()
+    costs = cost_functions(supernet, seq_len, batch, latency_ms)
+    if objective == "latency" and latency_ms is None:
+        raise EftnasError("lut: the latency objective needs a latency LUT (--lut), or use --objective macs")
+    limits = budget.active()
+    for name, _ in limits:
+        if name not in costs:
+            raise EftnasError(f"max_{name}: a latency budget needs a latency LUT (--lut)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def accuracy(subnet: SubnetConfig) -> float:
+        return evaluate(supernet, subnet, held_out, batch_size=eval_batch_size)["score"]
+
+    def violation(subnet: SubnetConfig) -> float:
+        """Largest relative excess over any limit (≤ 0 when feasible), compared against max_cost = 1."""
+        return 1.0 + max((costs[name](subnet) - limit) / limit for name, limit in limits)
+
+    full = SubnetConfig.full(supernet.geometry)
+    config = SearchConfig(**{**config.__dict__, "max_cost": 1.0 if limits else None, "storage": out_dir / "search.db"})
+    result = run_search(
+        space, accuracy, costs[objective], config, constraint_fn=violation if limits else None,
+        cost_scale=costs[objective](full),
+    )  # fmt: skip
+    full_point = ParetoPoint(full, accuracy(full), costs[objective](full))
+    cost_limit = dict(limits).get(objective)
+    if selection == "most-accurate":
+        chosen = select_most_accurate(result.front)
+    else:
+        chosen = select_cheapest_within_delta(result.front, full_point.accuracy, delta)
+    records = write_pareto_json(
+        out_dir / "pareto.json", result.front, supernet.geometry, objective=objective, seq_len=seq_len,
+        batch=batch, hypervolume=result.hypervolume, cost_scale=result.cost_scale, latency_ms=latency_ms,
+        metadata={"algorithm": config.algorithm, "evals": config.evals, "budget": dict(limits)},
+    )  # fmt: skip
+    plot_pareto(
+        out_dir / "pareto.png", result.front, result.points, cost_label=COST_LABELS[objective], full=full_point,
+        budget=cost_limit, title=f"Pareto front ({config.algorithm}, {result.trials} evaluations)",
+    )  # fmt: skip
+    chosen.subnet.save(out_dir / "subnet.json")
+    summary = {
+        "objective": objective,
+        "algorithm": config.algorithm,
+        "trials": result.trials,
+        "new_evaluations": result.new_evaluations,
+        "hypervolume": result.hypervolume,
+        "hypervolume_reference": {"accuracy": 0.0, "cost": 1.1 * result.cost_scale, "cost_scale": result.cost_scale},
+        "budget": dict(limits),
+        "selection": {"rule": selection, "delta": delta if selection != "most-accurate" else None},
+        "chosen": next(r for r in records if r["subnet"] == chosen.subnet.to_dict()),
+        "chosen_index": [p.subnet for p in result.front].index(chosen.subnet),
+        "full_network": {"accuracy": full_point.accuracy, "cost": full_point.cost},
+        "front_size": len(result.front),
+    }
+    write_json(out_dir / "search_summary.json", summary)
+    return summary
