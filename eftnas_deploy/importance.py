@@ -30,7 +30,7 @@ from eftnas_deploy.reorder import permute_ffn, permute_heads
 
 FORMAT_VERSION = 1
 FILE_KIND = "eftnas-importance"
-CRITERIA = ("movement", "magnitude")
+CRITERIA = ("movement", "taylor", "magnitude")
 GEOMETRY_FIELDS = ("model_type", "num_layers", "num_heads", "head_dim", "hidden_size", "intermediate_size")
 
 
@@ -188,8 +188,14 @@ def movement_importance(
     max_grad_norm: float = 1.0,
     device: str | torch.device | None = None,
     progress: bool = True,
+    criterion: str = "movement",
 ) -> ImportanceScores:
     """Fine-tune `model` in place on `batches` and accumulate -sum_t W * dL/dW per head and neuron.
+
+    `criterion="taylor"` accumulates the square of each unit's first-order term per step instead,
+    sum_t (sum_unit W * dL/dW)^2 (Molchanov et al., 2019): it does not cancel once the model sits at a
+    minimum, where the movement sum is dominated by -curvature x weight variance and can rank the most
+    important units last (seen here on models trained from scratch).
 
     `batches` yields dicts of tensors including `labels` (re-iterated for `steps` or `epochs`; it must
     be re-iterable, e.g. a list or DataLoader). The returned scores carry the fingerprint of the
@@ -199,6 +205,8 @@ def movement_importance(
         raise EftnasError(f"steps: must be positive, got {steps}")
     if epochs <= 0:
         raise EftnasError(f"epochs: must be positive, got {epochs}")
+    if criterion not in ("movement", "taylor"):
+        raise EftnasError(f"criterion: {criterion!r} is not a first-order criterion (movement, taylor)")
     geometry = _geometry_of(model)
     source_fingerprint = weights_fingerprint(model)
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -217,8 +225,12 @@ def movement_importance(
         loss.backward()
         with torch.no_grad():
             step_heads, step_ffn = _movement_of(model, geometry)
-            heads -= step_heads
-            ffn -= step_ffn
+            if criterion == "taylor":
+                heads += step_heads.square()
+                ffn += step_ffn.square()
+            else:
+                heads -= step_heads
+                ffn -= step_ffn
         if max_grad_norm:
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
         optimizer.step()
@@ -233,7 +245,7 @@ def movement_importance(
         "last_loss": sum(losses[-10:]) / len(losses[-10:]),
         "source_fingerprint": source_fingerprint,
     }
-    return ImportanceScores(heads.cpu(), ffn.cpu(), "movement", geometry, weights_fingerprint(model), metadata)
+    return ImportanceScores(heads.cpu(), ffn.cpu(), criterion, geometry, weights_fingerprint(model), metadata)
 
 
 def _movement_of(model: PreTrainedModel, geometry: ModelGeometry) -> tuple[torch.Tensor, torch.Tensor]:

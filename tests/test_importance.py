@@ -136,3 +136,18 @@ def test_importance_file_roundtrip_and_refusals(tmp_path):
         movement_importance(model, [], steps=0)
     with pytest.raises(EftnasError, match="no training batches"):
         movement_importance(model, [], progress=False)
+
+
+def test_taylor_criterion_is_non_negative_and_informative_shaped():
+    model = tiny_model()
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        {"input_ids": torch.randint(5, 120, (8, 12), generator=g), "labels": torch.randint(0, 2, (8,), generator=g)}
+        for _ in range(4)
+    ]
+    scores = movement_importance(model, batches, steps=6, lr=1e-3, progress=False, criterion="taylor")
+    assert scores.criterion == "taylor"
+    assert (scores.heads >= 0).all() and (scores.ffn >= 0).all()
+    assert scores.heads.std() > 0 and scores.ffn.std() > 0
+    with pytest.raises(EftnasError, match="criterion"):
+        movement_importance(model, batches, steps=1, progress=False, criterion="magnitude")

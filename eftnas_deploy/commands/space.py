@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train", help="training TSV with a header (SST-2 style); needed for movement")
     p.add_argument("--text-column", default="sentence")
     p.add_argument("--label-column", default="label")
-    p.add_argument("--criterion", default="movement", choices=("movement", "magnitude"))
+    p.add_argument("--criterion", default="movement", choices=("movement", "taylor", "magnitude"))
     p.add_argument("--steps", type=int, default=None, help="training steps (default: --epochs passes)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--lr", type=float, default=5e-5)
@@ -68,14 +68,21 @@ def run_importance(args: argparse.Namespace) -> int:
     check_output_dir(args.out, args.overwrite)
     torch.manual_seed(args.seed)
     model = load_model(args.model)
-    if args.criterion == "movement" and not args.train:
-        raise EftnasError("train: the movement criterion needs --train data (or use --criterion magnitude)")
+    if args.criterion != "magnitude" and not args.train:
+        raise EftnasError(f"train: the {args.criterion} criterion needs --train data (or use --criterion magnitude)")
     start = time.perf_counter()
     if args.train:
         tokenizer = AutoTokenizer.from_pretrained(args.model)
         texts, labels = read_tsv_texts(args.train, args.text_column, args.label_column, args.limit)
         batches = tokenized_batches(tokenizer, texts, labels, args.batch_size, args.max_length, shuffle_seed=args.seed)
-        scores = movement_importance(model, batches, steps=args.steps, epochs=args.epochs, lr=args.lr)
+        scores = movement_importance(
+            model,
+            batches,
+            steps=args.steps,
+            epochs=args.epochs,
+            lr=args.lr,
+            criterion="movement" if args.criterion == "magnitude" else args.criterion,
+        )
         if args.criterion == "magnitude":
             scores = magnitude_importance(model)
     else:
