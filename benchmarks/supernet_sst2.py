@@ -20,12 +20,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
+from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
 from eftnas_deploy.data import get_task, held_out_split, load_split, prepare_split
 from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.evaluation import evaluate
+from eftnas_deploy.importance import movement_importance, reorder_by_importance
+from eftnas_deploy.metrics import count_macs
+from eftnas_deploy.search_space_gen import generate_search_space
 from eftnas_deploy.space import SearchSpace
+from eftnas_deploy.subnet import SubnetConfig
 from eftnas_deploy.training import (
     SuperNetTrainer,
     collator_for,
@@ -37,22 +42,28 @@ from eftnas_deploy.training import (
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 PROFILES = {
-    "quick": dict(train_rows=1200, dev_rows=400, max_length=32, teacher_epochs=1, supernet_epochs=0.3),
-    "full": dict(train_rows=20000, dev_rows=None, max_length=64, teacher_epochs=2, supernet_epochs=1),
+    "quick": dict(
+        train_rows=1200, dev_rows=400, max_length=32, teacher_epochs=1, supernet_epochs=0.3, importance_steps=20
+    ),
+    "full": dict(
+        train_rows=20000, dev_rows=None, max_length=64, teacher_epochs=2, supernet_epochs=1, importance_steps=150
+    ),
 }
 
 
-def importance_and_space(model, held_out, geometry) -> tuple[SearchSpace, dict]:
-    """Issue 3's importance + space generation when present; else a plain space from the geometry."""
-    try:
-        from eftnas_deploy import importance, search_space_gen  # type: ignore[attr-defined]
-    except ImportError as exc:
-        fallback = SearchSpace.full_range(geometry, head_step=1, ffn_step=geometry.intermediate_size // 4)
-        return fallback, {"path": "fallback: SearchSpace.full_range (no importance, no reordering)", "reason": str(exc)}
-    scores = importance.compute_importance(model, held_out.features)  # assumed API of issue 3
-    importance.reorder_by_importance(model, scores)
-    space = search_space_gen.generate_search_space(scores, geometry)
-    return space, {"path": "eftnas_deploy.importance + eftnas_deploy.search_space_gen"}
+def importance_and_space(model, train_split, tokenizer, steps: int, criterion: str) -> tuple[SearchSpace, dict]:
+    """EFTNAS stages 1-2: first-order importance while fine-tuning briefly, reorder, space at 5 MAC targets."""
+    loader = DataLoader(
+        train_split.features.with_format("torch"), batch_size=32, shuffle=True,
+        collate_fn=collator_for(train_split, tokenizer), generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    scores = movement_importance(model, loader, steps=steps, lr=5e-5, criterion=criterion)
+    scores = reorder_by_importance(model, scores)
+    full = count_macs(SubnetConfig.full(scores.geometry), scores.geometry, seq_len=128)
+    targets = [f * full for f in (0.3, 0.45, 0.6, 0.75, 0.9)]
+    space = generate_search_space(scores, targets, ffn_multiple=32, seq_len=128)
+    info = {"criterion": criterion, "importance_steps": steps, "mac_targets_fraction": [0.3, 0.45, 0.6, 0.75, 0.9]}
+    return space, info
 
 
 def corners(space: SearchSpace) -> dict:
@@ -70,6 +81,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--run-dir", default=str(ROOT / "runs" / "bench_supernet_sst2"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--criterion", default="movement", choices=("movement", "taylor"))
     args = parser.parse_args()
     profile = PROFILES["quick" if args.quick else "full"]
     run_dir = Path(args.run_dir + ("_quick" if args.quick else ""))
@@ -113,8 +125,7 @@ def main() -> None:
     teacher_dev = round(evaluate(SuperNetwork(copy.deepcopy(teacher)), _full(teacher), dev_split)["accuracy"], 4)
 
     base = copy.deepcopy(teacher)
-    geometry = SuperNetwork(copy.deepcopy(teacher)).geometry
-    space, space_info = importance_and_space(base, held_split, geometry)
+    space, space_info = importance_and_space(base, train_split, tokenizer, profile["importance_steps"], args.criterion)
     space.save(run_dir / "search_space.json")
     lap("importance_and_space")
 
