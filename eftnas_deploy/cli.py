@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "eftnas_deploy.commands.benchmark",
     "eftnas_deploy.commands.space",
     "eftnas_deploy.commands.train",
+    "eftnas_deploy.commands.search",
 )
 
 

@@ -88,6 +88,13 @@ def search_supernet(
     for name, _ in limits:
         if name not in costs:
             raise EftnasError(f"max_{name}: a latency budget needs a latency LUT (--lut)")
+    smallest = space.smallest()
+    for name, limit in limits:
+        if costs[name](smallest) > limit:
+            raise EftnasError(
+                f"max_{name}: budget {limit:g} is below the smallest sub-network of the space "
+                f"({costs[name](smallest):.4g}); nothing can be feasible"
+            )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -1,0 +1,62 @@
+"""`eftnas-deploy search` on a real tiny super-network run dir (synthetic SST-2-style data)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eftnas_deploy import SearchSpace, SubnetConfig, SuperNetwork
+from eftnas_deploy.cli import main
+from eftnas_deploy.data import get_task, held_out_split, load_split
+from eftnas_deploy.io import write_json
+from eftnas_deploy.synthetic import make_dataset, train_tokenizer
+from tests.conftest import tiny_model
+
+
+@pytest.fixture(scope="module")
+def supernet_run(tmp_path_factory):
+    """What `train-supernet` leaves behind: weights, tokenizer, space, train_config.json, held_out.json."""
+    root = tmp_path_factory.mktemp("search")
+    data = make_dataset(300, seed=0)
+    train_file = root / "train.tsv"
+    train_file.write_text("sentence\tlabel\n" + "".join(f"{e.text}\t{e.label}\n" for e in data))
+    tokenizer = train_tokenizer([e.text for e in data], vocab_size=120)
+    run = root / "supernet"
+    supernet = SuperNetwork(tiny_model(vocab_size=tokenizer.vocab_size))
+    supernet.save_pretrained(run)
+    tokenizer.save_pretrained(run)
+    SearchSpace(heads=[[4, 2, 1]] * 3, ffn=[[128, 64, 0]] * 3).save(run / "search_space.json")
+    write_json(run / "train_config.json", {"task": "sst2", "train_file": str(train_file), "seed": 0, "max_length": 32})
+    held_out_split(load_split(get_task("sst2"), train_file), run, 0.2, 0)
+    return run
+
+
+def test_search_with_a_mac_budget_writes_the_front_and_resumes(supernet_run, tmp_path):
+    out = tmp_path / "search"
+    args = ["search", "--supernet", str(supernet_run), "--objective", "macs", "--max-macs", "8.0",
+            "--evals", "15", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    pareto = json.loads((out / "pareto.json").read_text())
+    assert pareto["points"] and all(p["cost"] <= 8.0 for p in pareto["points"])
+    assert all(SubnetConfig.from_dict(p["subnet"]) for p in pareto["points"])
+    summary = json.loads((out / "search_summary.json").read_text())
+    assert summary["trials"] == 15 and summary["chosen"]["cost"] <= 8.0
+    assert SubnetConfig.load(out / "subnet.json").to_dict() == summary["chosen"]["subnet"]
+    assert (out / "pareto.png").stat().st_size > 1000
+    assert main([*args[:-4], "--evals", "20", "--out", str(out), "--resume"]) == 0
+    again = json.loads((out / "search_summary.json").read_text())
+    assert again["trials"] == 20 and again["new_evaluations"] <= 5
+    assert main(args) == 2  # non-empty --out without --overwrite or --resume
+
+
+def test_latency_objective_without_a_lut_is_refused(supernet_run, tmp_path, capsys):
+    code = main(["search", "--supernet", str(supernet_run), "--objective", "latency", "--evals", "3",
+                 "--out", str(tmp_path / "s")])  # fmt: skip
+    assert code == 2 and "LUT" in capsys.readouterr().err
+
+
+def test_a_budget_below_the_smallest_subnet_is_refused(supernet_run, tmp_path, capsys):
+    code = main(["search", "--supernet", str(supernet_run), "--objective", "macs", "--max-macs", "1",
+                 "--evals", "3", "--out", str(tmp_path / "s")])  # fmt: skip
+    assert code == 2 and "max_macs: budget 1 is below the smallest sub-network" in capsys.readouterr().err
