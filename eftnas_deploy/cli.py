@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "eftnas_deploy.commands.demo",
     "eftnas_deploy.commands.slice",
     "eftnas_deploy.commands.cost",
+    "eftnas_deploy.commands.lut",
 )
 
 
