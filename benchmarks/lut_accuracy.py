@@ -10,6 +10,7 @@ a single-thread fp32 GEMM roofline measured in the same run. Writes JSON + PNG u
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -31,17 +32,20 @@ from latency_lut.validate import plot_validation, sample_across_cost, validate_l
 BERT_BASE = ModelGeometry("bert", 12, 12, 64, 768, 3072, 30522, 512, 2)
 
 
-def gemm_roofline_macs_per_s(m: int = 128, k: int = 768, n: int = 3072, repeats: int = 30) -> float:
-    """Single-thread fp32 GEMM throughput (MAC/s) of a BERT-sized matmul, median over repeats."""
+def gemm_roofline_macs_per_s(
+    m: int = 128, k: int = 768, n: int = 3072, repeats: int = 30, clock: str = "wall"
+) -> float:
+    """Single-thread fp32 GEMM throughput (MAC/s) of a BERT-sized matmul (torch), median over repeats."""
+    now = time.process_time if clock == "cpu" else time.perf_counter
     torch.set_num_threads(1)
     a, b = torch.randn(m, k), torch.randn(k, n)
     for _ in range(5):
         a @ b
     samples = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = now()
         a @ b
-        samples.append(time.perf_counter() - t0)
+        samples.append(now() - t0)
     return m * k * n / statistics.median(samples)
 
 
@@ -52,16 +56,19 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--runtimes", nargs="+", default=["onnxruntime", "openvino"])
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--clock", default="cpu", choices=("wall", "cpu"), help="cpu: robust on a shared machine")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     geometry = BERT_BASE
     config = config_from_geometry(geometry)
     space = SearchSpace(heads=[range(0, 13)] * 12, ffn=[range(0, 3073, 256)] * 12)
-    lut_timing = TimingSettings(warmup=3, repeats=10, min_time_s=1.5, stack=4)
-    check_timing = TimingSettings(warmup=2, repeats=10, min_time_s=2.0)
+    lut_timing = TimingSettings(warmup=3, repeats=10, min_time_s=1.5, stack=4, clock=args.clock)
+    check_timing = TimingSettings(warmup=2, repeats=10, min_time_s=2.0, clock=args.clock)
+    load_before = os.getloadavg()
 
-    roofline = gemm_roofline_macs_per_s()
+    started = time.perf_counter()
+    roofline = gemm_roofline_macs_per_s(clock=args.clock)
     tables, builds = [], {}
     for runtime in args.runtimes:
         spec = RuntimeSpec.default_for(runtime, threads=1)
@@ -92,6 +99,9 @@ def main() -> None:
         "batch": 1,
         "threads": 1,
         "grid": args.grid,
+        "clock": args.clock,
+        "load_average_before_after": [load_before, os.getloadavg()],
+        "total_time_s": round(time.perf_counter() - started, 1),
         "lut_build_time_s": builds,
         "gemm_roofline_gmacs": roofline / 1e9,
         "dense_model": dense,

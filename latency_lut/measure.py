@@ -23,7 +23,7 @@ from eftnas_deploy.geometry import ModelGeometry
 from eftnas_deploy.space import SearchSpace
 from eftnas_deploy.subnet import SubnetConfig
 from latency_lut.export import exported, open_at_shape, random_dense_model
-from latency_lut.runtime import RuntimeSpec, TimingStats, runtime_version, time_model
+from latency_lut.runtime import CLOCKS, RuntimeSpec, TimingStats, runtime_version, time_model
 from latency_lut.table import LatencyTable, Overhead, default_metadata, width_grid
 
 
@@ -35,18 +35,26 @@ class TimingSettings:
     repeats: int = 20
     min_time_s: float = 1.0
     stack: int = 6
+    clock: str = "wall"
 
     def __post_init__(self) -> None:
         if self.repeats < 1 or self.warmup < 0 or self.stack < 1:
             raise EftnasError(f"timing: repeats/stack must be >= 1 and warmup >= 0, got {self}")
+        if self.clock not in CLOCKS:
+            raise EftnasError(f"clock: {self.clock!r} is not supported (expected one of {sorted(CLOCKS)})")
+
+    def check(self, spec: RuntimeSpec) -> None:
+        if self.clock == "cpu" and spec.threads != 1:
+            raise EftnasError(f"clock: 'cpu' time equals latency only for 1 thread, got threads={spec.threads}")
 
 
 def time_onnx(
     path: Path, spec: RuntimeSpec, batch: int, seq_len: int, vocab_size: int, timing: TimingSettings
 ) -> tuple[TimingStats, str]:
     """Median/spread of one exported model and the effective precision it ran at."""
+    timing.check(spec)
     compiled, feeds = open_at_shape(path, spec, batch, seq_len, vocab_size)
-    stats = time_model(compiled, feeds, warmup=timing.warmup, repeats=timing.repeats, min_time_s=timing.min_time_s)
+    stats = time_model(compiled, feeds, timing.warmup, timing.repeats, timing.min_time_s, timing.clock)
     return stats, compiled.effective_precision
 
 
@@ -90,6 +98,7 @@ def build_lut(
 ) -> LatencyTable:
     """Measure the fixed part, every (or a `grid` of) attention/FFN widths of `space`, then calibrate."""
     timing = timing or TimingSettings()
+    timing.check(spec)
     space = (space or SearchSpace.full_range(geometry)).validate(geometry)
     widths = {
         "attention": width_grid({h for c in space.heads for h in c if h > 0}, grid),
@@ -132,7 +141,12 @@ def build_lut(
                 "precision_requested": spec.precision,
                 "threads_used": spec.threads,
                 "grid": grid,
-                "timing": {"warmup": timing.warmup, "repeats": timing.repeats, "min_time_s": timing.min_time_s},
+                "timing": {
+                    "warmup": timing.warmup,
+                    "repeats": timing.repeats,
+                    "min_time_s": timing.min_time_s,
+                    "clock": timing.clock,
+                },
                 "stack_layers": timing.stack,
                 "fixed_spread_us": fixed.iqr_us,
                 "search_space": {"heads": [list(c) for c in space.heads], "ffn": [list(c) for c in space.ffn]},

@@ -184,3 +184,16 @@ def test_cli_measure_then_validate(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 2 and 0.0 <= report["within_10pct"] <= 1.0
     assert plot.stat().st_size > 0 and plot.with_suffix(".json").is_file()
+
+
+def test_cpu_clock_is_only_for_one_thread():
+    from latency_lut.runtime import time_model
+
+    with pytest.raises(EftnasError, match="clock: 'cpu' time equals latency only for 1 thread"):
+        TimingSettings(clock="cpu").check(RuntimeSpec("onnxruntime", 2))
+    with pytest.raises(EftnasError, match="clock: 'sundial'"):
+        TimingSettings(clock="sundial")
+    with pytest.raises(EftnasError, match="clock: 'sundial'"):
+        time_model(lambda feeds: None, {}, clock="sundial")
+    stats = time_model(lambda feeds: sum(range(20000)), {}, warmup=1, repeats=5, clock="cpu")
+    assert stats.repeats == 5 and stats.median_us > 0

@@ -54,12 +54,25 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--min-time", type=float, default=1.0, help="seconds each model is timed at least")
     p.add_argument("--stack", type=int, default=6, help="identical layers per block measurement")
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default=None,
+        help="wall time (default) or process CPU time (1 thread, on a machine shared with other jobs); "
+        "validate defaults to the LUT's clock",
+    )
 
 
-def _timing(args: argparse.Namespace):
+def _timing(args: argparse.Namespace, default_clock: str = "wall"):
     from latency_lut.measure import TimingSettings
 
-    return TimingSettings(warmup=args.warmup, repeats=args.repeats, min_time_s=args.min_time, stack=args.stack)
+    return TimingSettings(
+        warmup=args.warmup,
+        repeats=args.repeats,
+        min_time_s=args.min_time,
+        stack=args.stack,
+        clock=args.clock or default_clock,
+    )
 
 
 def run_measure(args: argparse.Namespace) -> int:
@@ -103,7 +116,8 @@ def run_validate(args: argparse.Namespace) -> int:
         else:
             space = SearchSpace.from_dict(table.metadata["search_space"])
         subnets = sample_across_cost(space.validate(table.geometry), args.samples, seed=args.seed)
-    (report,) = validate_luts([table], supernet, subnets, _timing(args))
+    clock = table.metadata.get("timing", {}).get("clock", "wall")
+    (report,) = validate_luts([table], supernet, subnets, _timing(args, default_clock=clock))
     if args.plot:
         plot_validation([report], args.plot)
     if args.json:
