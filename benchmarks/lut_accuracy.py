@@ -81,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--grid", type=int, default=None, help="widths measured per block kind (default: all)")
-    parser.add_argument("--calibration", type=int, default=6)
+    parser.add_argument("--calibration", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--runtimes", nargs="+", default=["onnxruntime", "openvino"])
     parser.add_argument("--out", default="benchmarks/results")

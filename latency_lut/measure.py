@@ -170,13 +170,17 @@ def build_lut(
 
 
 def fit_overhead(table: LatencyTable, subnets: list[SubnetConfig], measured_us: list[float]) -> Overhead:
-    """Least-squares ``measured - entries = constant + scale * entries`` over end-to-end measurements."""
+    """Fit ``measured - entries = constant + scale * entries`` over end-to-end measurements.
+
+    Least squares on the *relative* residual (weights 1/measured): the error that matters is a percentage,
+    and small sub-networks would otherwise count for nothing next to large ones.
+    """
     from latency_lut.predict import entries_sum_us
 
     sums = np.array([entries_sum_us(table, s) for s in subnets])
     residual = np.asarray(measured_us) - sums
     if len(subnets) >= 2 and np.ptp(sums) > 0:
-        scale, constant = np.polyfit(sums, residual, 1)
+        scale, constant = np.polyfit(sums, residual, 1, w=1.0 / np.asarray(measured_us))
     else:
         scale, constant = 0.0, float(np.mean(residual))
     calibration = [

@@ -197,3 +197,15 @@ def test_cpu_clock_is_only_for_one_thread():
         time_model(lambda feeds: None, {}, clock="sundial")
     stats = time_model(lambda feeds: sum(range(20000)), {}, warmup=1, repeats=5, clock="cpu")
     assert stats.repeats == 5 and stats.median_us > 0
+
+
+def test_overhead_fit_recovers_a_known_affine_correction():
+    from latency_lut.measure import fit_overhead
+
+    table = hand_table(overhead=Overhead())
+    subnets = [SubnetConfig(heads=[h, 4 - h], ffn=[f, 32]) for h, f in ((0, 0), (1, 32), (3, 128), (4, 128))]
+    measured = [1.1 * entries_sum_us(table, s) + 50.0 for s in subnets]
+    overhead = fit_overhead(table, subnets, measured)
+    assert overhead.scale == pytest.approx(0.1) and overhead.constant_us == pytest.approx(50.0)
+    predictor = LatencyPredictor(hand_table(overhead=overhead))
+    assert [predictor.predict_us(s) for s in subnets] == pytest.approx(measured)
