@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "eftnas_deploy.commands.space",
     "eftnas_deploy.commands.train",
     "eftnas_deploy.commands.search",
+    "eftnas_deploy.commands.lut",
 )
 
 

@@ -1,0 +1,65 @@
+"""Model configs for LUT work: from a directory, hub name or config.json, or rebuilt from a LUT's geometry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+
+from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.geometry import ModelGeometry
+from eftnas_deploy.models import CONFIG_CLASSES, MODEL_CLASSES, load_model
+
+
+def load_model_config(source: str | Path, task: str | None, seq_len: int) -> tuple[PretrainedConfig, ModelGeometry]:
+    """The HF config and geometry of a model directory/hub name or a config.json file (no weights)."""
+    path = Path(source)
+    if path.is_file():
+        try:
+            model_type = json.loads(path.read_text()).get("model_type")
+        except json.JSONDecodeError as exc:
+            raise EftnasError(f"model: {path} is not valid JSON ({exc})") from exc
+        if model_type not in CONFIG_CLASSES:
+            raise EftnasError(f"model_type: {model_type!r} in {path} is not supported (expected bert or roberta)")
+        config = CONFIG_CLASSES[model_type].from_json_file(str(path))
+    else:
+        config = AutoConfig.from_pretrained(str(source))
+    geometry = ModelGeometry.from_config(config, task=task)
+    check_seq_len(geometry, seq_len)
+    return config, geometry
+
+
+def check_seq_len(geometry: ModelGeometry, seq_len: int) -> None:
+    reserved = 2 if geometry.model_type == "roberta" else 0  # RoBERTa positions start after the padding index
+    if seq_len < 1 or seq_len + reserved > geometry.max_position_embeddings:
+        raise EftnasError(f"seq_len: {seq_len} does not fit max_position_embeddings {geometry.max_position_embeddings}")
+
+
+def config_from_geometry(geometry: ModelGeometry) -> PretrainedConfig:
+    """A config with the LUT's geometry (other fields at their defaults: they do not change latency)."""
+    return CONFIG_CLASSES[geometry.model_type](
+        hidden_size=geometry.hidden_size,
+        num_hidden_layers=geometry.num_layers,
+        num_attention_heads=geometry.num_heads,
+        intermediate_size=geometry.intermediate_size,
+        vocab_size=geometry.vocab_size,
+        max_position_embeddings=geometry.max_position_embeddings,
+        type_vocab_size=geometry.type_vocab_size,
+        num_labels=geometry.num_labels,
+    )
+
+
+def load_supernet(
+    source: str | Path | None, geometry: ModelGeometry, seq_len: int, allow_approximate: bool = False
+) -> PreTrainedModel:
+    """The model to slice for validation: `source` (checked against the LUT geometry) or random weights."""
+    if source is None:
+        model = MODEL_CLASSES[(geometry.model_type, geometry.task)](config_from_geometry(geometry))
+        return model.eval()
+    model = load_model(str(source), geometry.task).eval()
+    problems = ModelGeometry.from_config(model.config, geometry.task).mismatches(geometry)
+    if problems and not allow_approximate:
+        raise EftnasError("model: does not match the LUT geometry (" + "; ".join(problems) + ")")
+    check_seq_len(geometry, seq_len)
+    return model
