@@ -60,3 +60,43 @@ def test_a_budget_below_the_smallest_subnet_is_refused(supernet_run, tmp_path, c
     code = main(["search", "--supernet", str(supernet_run), "--objective", "macs", "--max-macs", "1",
                  "--evals", "3", "--out", str(tmp_path / "s")])  # fmt: skip
     assert code == 2 and "max_macs: budget 1 is below the smallest sub-network" in capsys.readouterr().err
+
+
+def test_search_against_a_lut_respects_the_latency_budget_and_remeasures(supernet_run, tmp_path):
+    lut = tmp_path / "lut.json"
+    quick = ["--warmup", "1", "--repeats", "3", "--min-time", "0", "--stack", "2"]
+    space_file = str(supernet_run / "search_space.json")
+    assert main(["lut", "measure", "--model", str(supernet_run), "--seq-len", "16", "--calibration", "2",
+                 "--search-space", space_file, *quick, "--out", str(lut)]) == 0  # fmt: skip
+    from latency_lut.predict import LatencyPredictor
+
+    predictor = LatencyPredictor.from_file(lut)
+    space = SearchSpace.load(supernet_run / "search_space.json")
+    budget = (predictor(space.smallest()) + predictor(space.largest())) / 2
+    out = tmp_path / "search"
+    assert main(["search", "--supernet", str(supernet_run), "--lut", str(lut), "--max-latency-ms", f"{budget:.6f}",
+                 "--evals", "12", "--remeasure-top", "2", "--out", str(out)]) == 0  # fmt: skip
+    pareto = json.loads((out / "pareto.json").read_text())
+    assert pareto["objective"] == "latency"
+    assert all(p["predicted_latency_ms"] <= budget + 1e-9 for p in pareto["points"])
+    remeasured = [p for p in pareto["points"] if "measured_latency_ms" in p]
+    assert len(remeasured) == min(2, len(pareto["points"]))
+    assert all(p["measured_latency_ms"] > 0 for p in remeasured)
+    assert pareto["remeasured"]["runtime"] == "onnxruntime"
+
+
+def test_a_lut_for_another_geometry_is_refused(supernet_run, tmp_path, capsys):
+    from latency_lut.config import config_from_geometry
+
+    other = SuperNetwork(tiny_model(hidden_size=32, num_attention_heads=2)).geometry
+    config = tmp_path / "config.json"
+    config_from_geometry(other).to_json_file(config)
+    lut = tmp_path / "lut.json"
+    quick = ["--warmup", "1", "--repeats", "2", "--min-time", "0", "--stack", "2", "--grid", "2"]
+    assert main(["lut", "measure", "--model", str(config), "--seq-len", "16", "--calibration", "2", *quick,
+                 "--out", str(lut)]) == 0  # fmt: skip
+    capsys.readouterr()
+    code = main(["search", "--supernet", str(supernet_run), "--lut", str(lut), "--evals", "3",
+                 "--out", str(tmp_path / "s")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "hidden_size" in err
