@@ -67,7 +67,7 @@ def test_resume_does_not_repeat_evaluations(problem, tmp_path):
         calls.append(subnet)
         return agreement(subnet)
 
-    storage = tmp_path / "search.db"
+    storage = tmp_path / "search_trials.jsonl"
     first = run_search(space, counted, macs, SearchConfig(evals=12, storage=storage, show_progress=False))
     assert first.trials == 12 and first.new_evaluations == len(calls)
     before = list(calls)
@@ -81,7 +81,7 @@ def test_resume_does_not_repeat_evaluations(problem, tmp_path):
 
 def test_storage_of_another_search_is_refused(problem, tmp_path):
     space, agreement, macs = problem
-    storage = tmp_path / "search.db"
+    storage = tmp_path / "search_trials.jsonl"
     run_search(space, agreement, macs, SearchConfig(evals=3, storage=storage, show_progress=False))
     with pytest.raises(EftnasError, match="storage"):
         run_search(space, agreement, macs, SearchConfig(algorithm="random", evals=3, storage=storage))
@@ -136,3 +136,18 @@ def test_outputs_are_written(problem, tmp_path):
     assert first["macs"] == count_macs(SubnetConfig.from_dict(first["subnet"]), geometry, seq_len=12)
     plot_pareto(tmp_path / "pareto.png", result.front, result.points, budget=result.cost_scale / 2)
     assert (tmp_path / "pareto.png").stat().st_size > 1000
+
+
+def test_a_torn_last_log_line_is_redone_not_fatal(problem, tmp_path):
+    space, agreement, macs = problem
+    storage = tmp_path / "search_trials.jsonl"
+    run_search(space, agreement, macs, SearchConfig(evals=6, storage=storage, show_progress=False))
+    lines = storage.read_text().splitlines()
+    storage.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:25])  # killed mid-write
+    result = run_search(space, agreement, macs, SearchConfig(evals=8, storage=storage, show_progress=False))
+    assert result.trials == 8
+    again = run_search(space, agreement, macs, SearchConfig(evals=8, storage=storage, show_progress=False))
+    assert again.trials == 8 and again.new_evaluations == 0
+    storage.write_text("garbage\n" + storage.read_text())
+    with pytest.raises(EftnasError, match="corrupt"):
+        run_search(space, agreement, macs, SearchConfig(evals=9, storage=storage, show_progress=False))

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from eftnas_deploy.errors import EftnasError
 from eftnas_deploy.search.pareto import ParetoPoint, hypervolume, non_dominated
+from eftnas_deploy.search.trial_log import TrialLog
 from eftnas_deploy.space import SearchSpace
 from eftnas_deploy.subnet import SubnetConfig
 
@@ -29,6 +30,7 @@ ALGORITHMS = ("nsga2", "random", "local", "motpe")
 EFTNAS_POPULATION = 40
 INFEASIBLE_ACCURACY = -1.0  # told to the sampler for over-budget trials, which are never evaluated
 LOCAL_SEARCH_RANDOM_START = 10
+TRIAL_ATTR = "eftnas"  # per-trial record: subnet, feasible, constraint violation
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def _decode(params: dict[str, Any], space: SearchSpace) -> SubnetConfig:
 
 
 def _constraints(trial: FrozenTrial) -> list[float]:
-    return list(trial.user_attrs.get("constraint", [0.0]))
+    return list(trial.user_attrs[TRIAL_ATTR]["constraint"])
 
 
 def _make_sampler(config: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
@@ -129,9 +131,9 @@ def _completed(study: optuna.Study) -> list[FrozenTrial]:
 
 def _feasible_points(trials: list[FrozenTrial]) -> list[ParetoPoint]:
     return [
-        ParetoPoint(SubnetConfig.from_dict(t.user_attrs["subnet"]), t.values[0], t.values[1])
+        ParetoPoint(SubnetConfig.from_dict(t.user_attrs[TRIAL_ATTR]["subnet"]), t.values[0], t.values[1])
         for t in trials
-        if t.user_attrs.get("feasible", True)
+        if t.user_attrs[TRIAL_ATTR]["feasible"]
     ]
 
 
@@ -169,28 +171,26 @@ def _local_proposal(
     return params
 
 
-def _open_study(config: SearchConfig, seed: int) -> optuna.Study:
-    storage = None
-    if config.storage is not None:
-        Path(config.storage).parent.mkdir(parents=True, exist_ok=True)
-        storage = f"sqlite:///{Path(config.storage).resolve()}"
+def _open_study(
+    config: SearchConfig, seed: int, distributions: dict[str, IntDistribution]
+) -> tuple[optuna.Study, TrialLog | None]:
+    """An in-memory study, with the trials of `config.storage` (a TrialLog) replayed into it."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=config.study_name,
-        storage=storage,
-        sampler=_make_sampler(config, seed),
-        directions=["maximize", "minimize"],
-        load_if_exists=True,
-    )
-    saved = study.user_attrs.get("search_config")
-    mine = {"algorithm": config.algorithm, "max_cost": config.max_cost}
+    study = optuna.create_study(sampler=_make_sampler(config, seed), directions=["maximize", "minimize"])
+    if config.storage is None:
+        return study, None
+    log = TrialLog(config.storage)
+    saved, records = log.read()
+    mine = {"algorithm": config.algorithm, "max_cost": config.max_cost, "params": sorted(distributions)}
     if saved is None:
-        study.set_user_attr("search_config", mine)
+        log.start(mine)
     elif saved != mine:
-        raise EftnasError(f"storage: {config.storage} holds a search with {saved}, not {mine}; use another run dir")
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study.tell(trial.number, state=TrialState.FAIL)  # interrupted mid-evaluation
-    return study
+        raise EftnasError(
+            f"storage: {config.storage} holds a search with {saved['algorithm']}/max_cost={saved['max_cost']} "
+            f"over {len(saved['params'])} parameters, not this one; use another run dir"
+        )
+    TrialLog.replay(study, records, distributions)
+    return study, log
 
 
 def run_search(
@@ -208,14 +208,14 @@ def run_search(
     """
     constraint_fn = constraint_fn or cost_fn
     cost_scale = cost_scale or cost_fn(space.largest())
-    probe = _open_study(config, config.seed)
-    done_before = len(_completed(probe))
-    study = _open_study(config, config.seed + done_before) if done_before else probe
     distributions = _distributions(space)
+    done_before = len(TrialLog(config.storage).read()[1]) if config.storage is not None else 0
+    study, log = _open_study(config, config.seed + done_before, distributions)
     accuracy = _CachedAccuracy(accuracy_fn)
     for trial in _completed(study):
-        if trial.user_attrs.get("feasible", True):
-            accuracy.cache[SubnetConfig.from_dict(trial.user_attrs["subnet"])] = trial.values[0]
+        record = trial.user_attrs[TRIAL_ATTR]
+        if record["feasible"]:
+            accuracy.cache[SubnetConfig.from_dict(record["subnet"])] = trial.values[0]
     if not study.trials:
         for seed_subnet in dict.fromkeys([space.largest(), space.smallest(), space.middle()]):
             study.enqueue_trial(_encode(seed_subnet, space))
@@ -238,10 +238,11 @@ def run_search(
         violation = float(constraint_fn(subnet) - config.max_cost) if config.max_cost is not None else -1.0
         feasible = violation <= 0
         value = accuracy(subnet) if feasible else INFEASIBLE_ACCURACY
-        trial.set_user_attr("subnet", subnet.to_dict())
-        trial.set_user_attr("feasible", feasible)
-        trial.set_user_attr("constraint", [violation])
-        study.tell(trial, [value, cost])
+        # One attribute write per trial: each write is a storage transaction.
+        trial.set_user_attr(TRIAL_ATTR, {"subnet": subnet.to_dict(), "feasible": feasible, "constraint": [violation]})
+        frozen = study.tell(trial, [value, cost])
+        if log is not None:
+            log.append(frozen)
         n_trials += 1
         if feasible:
             points.append(ParetoPoint(subnet, value, cost))

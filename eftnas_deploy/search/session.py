@@ -106,7 +106,9 @@ def search_supernet(
         return 1.0 + max((costs[name](subnet) - limit) / limit for name, limit in limits)
 
     full = SubnetConfig.full(supernet.geometry)
-    config = SearchConfig(**{**config.__dict__, "max_cost": 1.0 if limits else None, "storage": out_dir / "search.db"})
+    config = SearchConfig(
+        **{**config.__dict__, "max_cost": 1.0 if limits else None, "storage": out_dir / "search_trials.jsonl"}
+    )
     result = run_search(
         space, accuracy, costs[objective], config, constraint_fn=violation if limits else None,
         cost_scale=costs[objective](full),
