@@ -66,6 +66,24 @@ def importance_and_space(model, train_split, tokenizer, steps: int, criterion: s
     return space, info
 
 
+def save_search_ready(supernet, tokenizer, space, run_dir: Path, name: str, seed: int, profile: dict) -> None:
+    """Save the trained super-network as a run dir that `eftnas-deploy search` (and search_algorithms.py) reads."""
+    out = run_dir / name / "supernet"
+    supernet.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    space.save(out / "search_space.json")
+    shutil.copyfile(run_dir / "held_out.json", out / "held_out.json")
+    config = {
+        "task": "sst2",
+        "train_file": str(DATA / "glue" / "SST-2" / "train.tsv"),
+        "seed": seed,
+        "max_train_rows": profile["train_rows"],
+        "max_length": profile["max_length"],
+        "held_out_fraction": 0.1,
+    }
+    (out / "train_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
 def corners(space: SearchSpace) -> dict:
     return {"largest": space.largest(), "middle": space.middle(), "smallest": space.smallest()}
 
@@ -147,6 +165,7 @@ def main() -> None:
         )
         trainer.train()
         lap(f"supernet_{name}")
+        save_search_ready(supernet, tokenizer, space, run_dir, name, args.seed, profile)
         results[name] = dev_scores(supernet, space, dev_split)
         results[f"{name}_held_out"] = dev_scores(supernet, space, held_split)
         lap(f"eval_{name}")
