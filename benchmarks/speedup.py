@@ -5,12 +5,13 @@ dense, ~50% and ~20% MAC sub-networks (FFN widths rounded to 64) and an unrounde
 ONNX Runtime fp32 and OpenVINO (f32 and its default precision), plus INT8 (NNCF, random-token
 calibration) on OpenVINO. Writes benchmarks/results/speedup.json.
 
-    .venv/bin/python benchmarks/speedup.py [--repeats 30] [--out benchmarks/results/speedup.json]
+    .venv/bin/python benchmarks/speedup.py [--rounds 10] [--clock wall|cpu] [--out benchmarks/results/speedup.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -21,10 +22,10 @@ import torch
 
 from eftnas_deploy import SubnetConfig, SuperNetwork, build_model, count_macs
 from eftnas_deploy.io import write_json
-from exporters.benchmark import artifact_of, benchmark_model, runtime_spec
+from exporters.benchmark import artifact_of, runtime_spec
 from exporters.bundle import ExportSource, export_bundle
 from exporters.quantize import LabeledExamples
-from latency_lut.runtime import cpu_info
+from latency_lut.runtime import cpu_info, make_feeds, open_model, time_interleaved
 
 BERT_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
 SEQ_LEN = 128
@@ -61,8 +62,12 @@ def random_calibration(vocab: int, n: int) -> LabeledExamples:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds over all models")
+    parser.add_argument("--per-round", type=int, default=3, help="timed calls of each model per round")
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument(
+        "--clock", default="wall", choices=("wall", "cpu"), help="cpu: process CPU time (1 thread; shared machines)"
+    )
     parser.add_argument("--calibration-size", type=int, default=64)
     parser.add_argument("--out", default="benchmarks/results/speedup.json")
     args = parser.parse_args()
@@ -80,6 +85,8 @@ def main() -> None:
     calibration = random_calibration(geometry.vocab_size, args.calibration_size)
     full_macs = count_macs(SubnetConfig.full(geometry), geometry, SEQ_LEN)
     results: dict[str, Any] = {}
+    opened: dict[str, tuple[Any, dict[str, np.ndarray]]] = {}
+    described: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (subnet, int8) in subnets.items():
             bundle = Path(tmp) / name
@@ -93,7 +100,7 @@ def main() -> None:
                 subset_size=args.calibration_size,
                 ort_optimize=True,
             )
-            entry: dict[str, Any] = {
+            results[name] = {
                 "subnet": subnet.to_dict(),
                 "macs": manifest["macs"],
                 "macs_fraction": manifest["macs"] / full_macs,
@@ -101,16 +108,25 @@ def main() -> None:
                 "parity": manifest["parity"],
                 "latency": {},
             }
-            runs = [*RUNS, ("ort_optimized", "onnxruntime", "optimized", "fp32")]
-            for label, runtime, variant, precision in runs:
+            for label, runtime, variant, precision in [*RUNS, ("ort_optimized", "onnxruntime", "optimized", "fp32")]:
                 if variant == "int8" and not int8:
                     continue
-                path = artifact_of(bundle, runtime, variant)
-                spec = runtime_spec(runtime, 1, precision)
-                r = benchmark_model(path, spec, 1, SEQ_LEN, 1000, args.warmup, args.repeats)
-                entry["latency"][label] = {k: r[k] for k in ("median_ms", "p90_ms", "precision", "runtime_version")}
-                print(f"{name:18s} {label:16s} {r['median_ms']:8.2f} ms ({r['precision']})", flush=True)
-            results[name] = entry
+                compiled = open_model(artifact_of(bundle, runtime, variant), runtime_spec(runtime, 1, precision))
+                opened[f"{name}/{label}"] = (compiled, make_feeds(compiled.input_names, 1, SEQ_LEN, 1000))
+                described[f"{name}/{label}"] = compiled.describe()
+        # Every model is timed in alternating rounds, so that load drift hits all of them alike.
+        stats = time_interleaved(opened, rounds=args.rounds, per_round=args.per_round, warmup=args.warmup,
+                                 clock=args.clock)  # fmt: skip
+    for key, timing in stats.items():
+        name, label = key.split("/")
+        info = described[key]
+        results[name]["latency"][label] = {
+            "median_ms": timing.median_us / 1e3,
+            "p90_ms": timing.p90_us / 1e3,
+            "precision": info["precision"],
+            "runtime_version": info["runtime_version"],
+        }
+        print(f"{name:18s} {label:16s} {timing.median_us / 1e3:8.2f} ms ({info['precision']})", flush=True)
     summary = summarize(results)
     report = {
         "benchmark": "speedup",
@@ -119,11 +135,16 @@ def main() -> None:
         "seq_len": SEQ_LEN,
         "batch": 1,
         "threads": 1,
-        "repeats": args.repeats,
-        "warmup": args.warmup,
+        "timing": {
+            "method": "all models opened at once and timed in interleaved rounds (drift hits all alike)",
+            "rounds": args.rounds,
+            "per_round": args.per_round,
+            "warmup": args.warmup,
+            "clock": "process CPU time" if args.clock == "cpu" else "wall clock",
+        },
         "int8_calibration": f"{args.calibration_size} random token-id sequences (no task data; accuracy not measured)",
         "cpu": cpu_info(),
-        "note": "machine shared with other jobs while measuring; figures are medians of one run",
+        "load_average_1_5_15": list(os.getloadavg()),
         "subnets": results,
         "summary": summary,
         "wall_s": round(time.perf_counter() - start, 1),

@@ -237,3 +237,30 @@ def time_model(
         model(feeds)
         samples.append((now() - t0) / 1e3)
     return summarize(samples, warmup)
+
+
+def time_interleaved(
+    models: Mapping[str, tuple[Callable[[Mapping[str, np.ndarray]], Any], Mapping[str, np.ndarray]]],
+    rounds: int = 10,
+    per_round: int = 3,
+    warmup: int = 3,
+    clock: str = "wall",
+) -> dict[str, TimingStats]:
+    """Time several models in alternating rounds, so that load drift on a shared machine hits them alike.
+
+    Use it for ratios (speedups): every model gets `rounds * per_round` timed calls spread over the run.
+    """
+    if clock not in CLOCKS:
+        raise EftnasError(f"clock: {clock!r} is not supported (expected one of {sorted(CLOCKS)})")
+    now = CLOCKS[clock]
+    for model, feeds in models.values():
+        for _ in range(warmup):
+            model(feeds)
+    samples: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, (model, feeds) in models.items():
+            for _ in range(per_round):
+                t0 = now()
+                model(feeds)
+                samples[name].append((now() - t0) / 1e3)
+    return {name: summarize(values, warmup) for name, values in samples.items()}

@@ -53,3 +53,23 @@ def test_bad_specs_name_the_field():
 def test_cpu_info_has_a_model_string():
     info = cpu_info()
     assert info["cpu"] and info["logical_cores"] >= 1
+
+
+def test_interleaved_timing_gives_every_model_the_same_number_of_runs():
+    from latency_lut.runtime import time_interleaved
+
+    calls = {"a": 0, "b": 0}
+
+    def model(name):
+        def run(feeds):
+            calls[name] += 1
+            return sum(range(2000 if name == "a" else 20000))
+
+        return run
+
+    stats = time_interleaved({n: (model(n), {}) for n in calls}, rounds=4, per_round=2, warmup=1, clock="cpu")
+    assert calls == {"a": 9, "b": 9}
+    assert stats["a"].repeats == stats["b"].repeats == 8
+    assert stats["a"].median_us < stats["b"].median_us
+    with pytest.raises(EftnasError, match="clock"):
+        time_interleaved({}, clock="sundial")
