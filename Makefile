@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all lint format clean
+.PHONY: install demo test test-slow test-all lint format clean
 
 install: $(STAMP)
 
@@ -22,6 +22,9 @@ demo: install
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install
+	$(VENV)/bin/pytest -q -m slow $(PYTEST_ARGS)
 
 test-all: install
 	$(VENV)/bin/ruff check .
