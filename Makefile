@@ -24,7 +24,8 @@ test: install
 	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ARGS)
 
 test-slow: install
-	$(VENV)/bin/pytest -q -m slow $(PYTEST_ARGS)
+	# exit code 5 means no test is marked slow: not a failure
+	$(VENV)/bin/pytest -q -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 test-all: install
 	$(VENV)/bin/ruff check .
