@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,3 +144,12 @@ def test_changed_config_and_foreign_dirs_are_refused(demo_run, tmp_path, capsys)
     assert main(["demo", "--size", "tiny", "--out", str(tmp_path / "other")]) == 2
     assert "not empty" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("name", ["sst2_local", "squad_local", "mac_budget"])
+def test_example_configs_are_valid(name, shared_data, monkeypatch):
+    root = Path(__file__).resolve().parents[1]  # example paths are relative to the repository root
+    monkeypatch.chdir(root)
+    local = {"data.train_file": None, "data.dev_file": None} if name == "squad_local" else {}
+    config = load_config(root / "examples" / f"{name}.yaml", local)
+    assert config.model.name == "bert-base-uncased"

@@ -21,7 +21,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "model": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128),
         "teacher": {"epochs": 8.0, "lr": 1e-3, "warmup_ratio": 0.1},
         "importance": {"steps": 20},
-        "space": {"num_targets": 3, "ffn_multiple": 8, "tolerance": 0.05},
+        "space": {"min_fraction": 0.25, "num_targets": 3, "ffn_multiple": 8, "tolerance": 0.05},
         "lut": dict(warmup=2, repeats=5, min_time_s=0.05, stack=2, calibration=2, validate_samples=3),
         "supernet": {"epochs": 1.0, "lr": 5e-4},
         "search": {"evals": 40, "remeasure_top": 2},
@@ -32,10 +32,10 @@ SIZES: dict[str, dict[str, Any]] = {
         "model": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512),
         "teacher": {"epochs": 4.0, "lr": 5e-4, "warmup_ratio": 0.1},
         "importance": {"steps": 60},
-        "space": {"num_targets": 5, "ffn_multiple": 32},
+        "space": {"min_fraction": 0.08, "num_targets": 5, "ffn_multiple": 32, "tolerance": 0.05},
         "lut": dict(warmup=3, repeats=10, min_time_s=0.3, stack=4, calibration=4, validate_samples=8),
         "supernet": {"epochs": 3.0, "lr": 5e-4},
-        "search": {"evals": 300, "remeasure_top": 5},
+        "search": {"evals": 200, "remeasure_top": 5},
         "export": {"calibration_size": 200, "eval_size": 600, "benchmark_repeats": 50},
     },
 }
@@ -76,7 +76,7 @@ def demo_config(run_dir: Path, size: str, seed: int) -> dict[str, Any]:
             "train_file": str(data / "train.tsv"),
             "dev_file": str(data / "dev.tsv"),
             "max_length": MAX_LENGTH,
-            "held_out_fraction": 0.15,
+            "held_out_fraction": 0.1,
         },
         "model": {
             "tokenizer": str(data / "tokenizer"),
@@ -86,7 +86,7 @@ def demo_config(run_dir: Path, size: str, seed: int) -> dict[str, Any]:
         # Trained from scratch, the model sits at a minimum where the movement sum can rank important units
         # last; the squared first-order (Taylor) term does not cancel there, so the demo uses it.
         "importance": {"criterion": "taylor", "lr": 1e-4, **s["importance"]},
-        "space": {"min_fraction": 0.25, "max_fraction": 0.9, "seq_len": 32, **s["space"]},
+        "space": {"max_fraction": 0.9, "seq_len": 32, **s["space"]},
         "lut": {"runtime": "onnxruntime", "threads": 1, "seq_len": 32, "batch": 1, **s["lut"]},
         "supernet": {"strategy": "full", **s["supernet"]},
         "search": {"objective": "latency", "max_latency_fraction": 0.6, **s["search"]},
