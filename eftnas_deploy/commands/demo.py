@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -102,13 +103,14 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     run_dir = Path(args.out).resolve()
-    if args.overwrite or not (run_dir / CONFIG_FILE).is_file():
-        check_output_dir(run_dir, args.overwrite)  # a pipeline run dir resumes; anything else needs --overwrite
-    rows = SIZES[args.size]["rows"]
+    if args.overwrite:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    elif not (run_dir / CONFIG_FILE).is_file():
+        check_output_dir(run_dir, overwrite=False)  # a demo run dir resumes; anything else needs --overwrite
     data = run_dir / DATA_DIR
-    if args.overwrite or not (data / "tokenizer" / "tokenizer.json").is_file():
-        write_task(data, *rows, seed=args.seed)
+    if not (data / "tokenizer" / "tokenizer.json").is_file():
+        write_task(data, *SIZES[args.size]["rows"], seed=args.seed)
     config = PipelineConfig.from_dict(demo_config(run_dir, args.size, args.seed))
-    run_pipeline(config, run_dir, overwrite=args.overwrite, keep=(DATA_DIR,))
+    run_pipeline(config, run_dir, keep=(DATA_DIR,))
     print(f"demo finished in {time.perf_counter() - start:.0f} s: {run_dir / 'report.md'}")
     return 0

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run directory (default: the config's `out`)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. --set supernet.epochs=2 (repeatable)")  # fmt: skip
-    p.add_argument("--overwrite", action="store_true", help="start afresh in a run dir made with another config")
+    p.add_argument("--overwrite", action="store_true", help="start afresh (delete the run dir's contents)")
     p.set_defaults(func=run)
 
 

@@ -162,7 +162,7 @@ class SupernetConfig:
     lr: float = 1e-4
     batch_size: int = 32
     external_teacher_kd: bool = False
-    save_steps: int = 50  # checkpoint interval (steps) for resuming an interrupted run
+    save_steps: int = 50  # checkpoint interval (steps) of teacher and super-network training, for resuming
 
     def problems(self) -> list[tuple[str, str]]:
         return _choice(self, "strategy", STRATEGIES) + _positive(

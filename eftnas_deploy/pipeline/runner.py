@@ -53,27 +53,27 @@ STAGES: tuple[tuple[str, Stage], ...] = (
 def open_run_dir(
     config: PipelineConfig, run_dir: str | Path, overwrite: bool = False, keep: Iterable[str] = ()
 ) -> Path:
-    """Create or reopen a run dir for `config`; refuse one holding another config (or other files) unless overwrite.
+    """Create or reopen a run dir for `config`; refuse one holding another config (or other files).
 
-    `keep` names entries that may pre-exist (e.g. the demo's generated data) and survive an overwrite.
+    `overwrite` starts afresh: everything but the `keep` entries (e.g. the demo's generated data) is removed.
     """
     run_dir = Path(run_dir)
     keep = set(keep)
     recorded = run_dir / CONFIG_FILE
     entries = [p for p in run_dir.iterdir() if p.name not in keep] if run_dir.is_dir() else []
-    if recorded.is_file():
+    if overwrite:
+        for path in entries:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    elif recorded.is_file():
         previous = yaml.safe_load(recorded.read_text())
-        if previous != config.to_dict() and not overwrite:
+        if previous != config.to_dict():
             changed = _changed_keys(previous, config.to_dict())
             raise OutputDirError(
                 f"out: {run_dir} holds a run with another config (changed: {', '.join(changed)}); "
                 "pass --overwrite to start it afresh, or use another --out"
             )
-    elif entries and not overwrite:
+    elif entries:
         raise OutputDirError(f"out: {run_dir} is not empty and holds no pipeline run; pass --overwrite to replace it")
-    if overwrite and (entries and (not recorded.is_file() or yaml.safe_load(recorded.read_text()) != config.to_dict())):
-        for path in entries:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(recorded)
     return run_dir
