@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from eftnas_deploy.elastic import SuperNetwork
@@ -62,6 +62,7 @@ def _full_score(model, split) -> float | None:
 def teacher(ctx: RunContext, work: Path) -> dict[str, Any]:
     """Stage 1: fine-tune the model on the task (or train one from a config); skipped for a fine-tuned model."""
     cfg, task = ctx.config, ctx.task
+    set_seed(cfg.seed)  # a model built from a config is initialised from the global RNG
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or cfg.model.name)
     if cfg.model.from_config:
         model = teacher_from_config(task, tokenizer, cfg.model.model_type, **cfg.model.from_config)
