@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "eftnas_deploy.commands.train",
     "eftnas_deploy.commands.search",
     "eftnas_deploy.commands.lut",
+    "eftnas_deploy.commands.run",
 )
 
 

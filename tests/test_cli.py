@@ -5,17 +5,6 @@ from eftnas_deploy.cli import main
 from tests.conftest import tiny_model
 
 
-def test_demo_runs_offline_and_checks_parity(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--size", "tiny"]) == 0
-    report = json.loads((out / "report.json").read_text())
-    assert report["max_abs_diff_supernet_vs_sliced"] <= 1e-5
-    assert report["macs"] <= report["macs_full"]
-    assert (out / "model" / "model.safetensors").is_file()
-    assert main(["demo", "--out", str(out), "--size", "tiny"]) == 2  # non-empty, no --overwrite
-    assert "not empty" in capsys.readouterr().err
-
-
 def test_slice_and_cost_commands(tmp_path, capsys):
     SuperNetwork(tiny_model()).save_pretrained(tmp_path / "sn")
     SubnetConfig([1, 0, 2], [8, 16, 0]).save(tmp_path / "s.json")

@@ -33,9 +33,13 @@ def train_teacher(
     train: PreparedSplit,
     tokenizer: PreTrainedTokenizerBase,
     out_dir: str | Path,
+    resume_from_checkpoint: str | None = None,
     **training_overrides: Any,
 ) -> PreTrainedModel:
-    """Fine-tune `model` on `train` with HF Trainer; returns the trained model (not saved)."""
+    """Fine-tune `model` on `train` with HF Trainer; returns the trained model (not saved).
+
+    `resume_from_checkpoint` continues an interrupted run from one of its checkpoints in `out_dir`.
+    """
     trainer = Trainer(
         model=model,
         args=training_arguments(out_dir, **training_overrides),
@@ -43,5 +47,5 @@ def train_teacher(
         data_collator=collator_for(train, tokenizer),
         processing_class=tokenizer,
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return model.eval()

@@ -1,0 +1,307 @@
+"""The eight pipeline stages. Each writes into its work dir `work` and returns a summary for pipeline_state.json.
+
+Stages only wire existing building blocks (training, importance, space generation, LUT, search, export);
+training and search keep their checkpoints/storage in `work`, so an interrupted stage resumes from them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoTokenizer, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from eftnas_deploy.elastic import SuperNetwork
+from eftnas_deploy.evaluation import evaluate
+from eftnas_deploy.importance import ImportanceScores, magnitude_importance, movement_importance, reorder_by_importance
+from eftnas_deploy.io import read_json, write_json
+from eftnas_deploy.metrics import count_macs
+from eftnas_deploy.models import load_model
+from eftnas_deploy.pipeline.context import (
+    IMPORTANCE,
+    LUT,
+    SEARCH,
+    SPACE,
+    SUPERNET,
+    TEACHER,
+    RunContext,
+    labeled_examples,
+)
+from eftnas_deploy.search_space_gen import evenly_spaced_targets, generate_search_space, macs_cost
+from eftnas_deploy.space import SearchSpace
+from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.training import (
+    SuperNetTrainer,
+    collator_for,
+    load_teacher,
+    teacher_from_config,
+    train_teacher,
+    training_arguments,
+)
+
+IMPORTANCE_FILE = "importance.safetensors"
+LUT_FILE = "lut.json"
+
+
+def _checkpoints(work: Path) -> tuple[Path, str | None]:
+    """The Trainer output dir inside `work` and its last checkpoint (None on a fresh start)."""
+    path = work / "checkpoints"
+    return path, get_last_checkpoint(str(path)) if path.is_dir() else None
+
+
+def _full_score(model, split) -> float | None:
+    if split is None:
+        return None
+    supernet = SuperNetwork(model)
+    return evaluate(supernet, SubnetConfig.full(supernet.geometry), split)["score"]
+
+
+def teacher(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 1: fine-tune the model on the task (or train one from a config); skipped for a fine-tuned model."""
+    cfg, task = ctx.config, ctx.task
+    set_seed(cfg.seed)  # a model built from a config is initialised from the global RNG
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or cfg.model.name)
+    if cfg.model.from_config:
+        model = teacher_from_config(task, tokenizer, cfg.model.model_type, **cfg.model.from_config)
+    else:
+        model = load_teacher(cfg.model.name, task)
+    trained = not cfg.model.fine_tuned
+    if trained:
+        out, resume = _checkpoints(work)
+        train_teacher(
+            model, ctx.split("train", tokenizer), tokenizer, out, resume_from_checkpoint=resume,
+            num_train_epochs=cfg.teacher.epochs, learning_rate=cfg.teacher.lr,
+            per_device_train_batch_size=cfg.teacher.batch_size, warmup_ratio=cfg.teacher.warmup_ratio,
+            seed=cfg.seed, save_strategy="steps", save_steps=cfg.supernet.save_steps, save_total_limit=1,
+        )  # fmt: skip
+        shutil.rmtree(out, ignore_errors=True)
+    model.save_pretrained(work)
+    tokenizer.save_pretrained(work)
+    score = _full_score(model, ctx.split("dev", tokenizer))
+    return {"trained": trained, "dev_score": score, "resumed_from": resume if trained else None}
+
+
+def importance(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 2: first-order importance of every head and FFN neuron while fine-tuning briefly."""
+    from torch.utils.data import DataLoader
+
+    cfg = ctx.config.importance
+    source = ctx.stage_dir(TEACHER)
+    model = load_model(str(source), ctx.task.model_task)
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    if cfg.criterion == "magnitude":
+        scores = magnitude_importance(model)
+    else:
+        train = ctx.split("train", tokenizer)
+        loader = DataLoader(
+            train.features.with_format("torch"), batch_size=cfg.batch_size, shuffle=True,
+            collate_fn=collator_for(train, tokenizer), generator=torch.Generator().manual_seed(ctx.config.seed),
+        )  # fmt: skip
+        torch.manual_seed(ctx.config.seed)
+        scores = movement_importance(model, loader, steps=cfg.steps, lr=cfg.lr, criterion=cfg.criterion)
+    model.save_pretrained(work / "model")
+    tokenizer.save_pretrained(work / "model")
+    scores.save(work / IMPORTANCE_FILE)
+    return {"criterion": scores.criterion, "fingerprint": scores.fingerprint}
+
+
+def space(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 3: reorder by importance and cut the search space at evenly spaced MAC targets."""
+    cfg = ctx.config.space
+    source = ctx.stage_dir(IMPORTANCE)
+    scores = ImportanceScores.load(source / IMPORTANCE_FILE)
+    model = load_model(str(source / "model"), ctx.task.model_task)
+    reordered = reorder_by_importance(model, scores)
+    geometry = reordered.geometry
+    full = count_macs(SubnetConfig.full(geometry), geometry, seq_len=cfg.seq_len)
+    targets = evenly_spaced_targets(cfg.min_fraction * full, cfg.max_fraction * full, cfg.num_targets)
+    result = generate_search_space(
+        reordered, targets, cost_fn=macs_cost(geometry, cfg.seq_len), tolerance=cfg.tolerance,
+        skip_fraction=cfg.skip_fraction, ffn_multiple=min(cfg.ffn_multiple, geometry.intermediate_size),
+    )  # fmt: skip
+    model.save_pretrained(work / "model")
+    AutoTokenizer.from_pretrained(str(source / "model")).save_pretrained(work / "model")
+    reordered.save(work / IMPORTANCE_FILE)
+    result.save(work / "search_space.json")
+    return {"size": result.size(), "heads": [list(c) for c in result.heads], "ffn": [list(c) for c in result.ffn]}
+
+
+def lut(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 4: a latency LUT measured on this CPU for the space's widths, or a target device's file, checked."""
+    from eftnas_deploy.geometry import ModelGeometry
+    from latency_lut.measure import TimingSettings, build_lut
+    from latency_lut.runtime import PRECISIONS, RuntimeSpec
+    from latency_lut.table import LatencyTable
+    from latency_lut.validate import plot_validation, sample_across_cost, validate_luts
+
+    cfg = ctx.config.lut
+    source = ctx.stage_dir(SPACE)
+    config = AutoConfig.from_pretrained(str(source / "model"))
+    geometry = ModelGeometry.from_config(config, ctx.task.model_task)
+    search_space = SearchSpace.load(source / "search_space.json").validate(geometry)
+    timing = TimingSettings(cfg.warmup, cfg.repeats, cfg.min_time_s, cfg.stack)
+    if cfg.file:
+        table = LatencyTable.load(cfg.file, allow_approximate=cfg.allow_approximate, geometry=geometry)
+        origin = {"source": "file", "file": str(Path(cfg.file).resolve())}
+    elif cfg.measure:
+        spec = RuntimeSpec(cfg.runtime, cfg.threads, cfg.precision or PRECISIONS[cfg.runtime][0])
+        table = build_lut(
+            config, geometry, spec, cfg.seq_len, cfg.batch, search_space, cfg.grid, timing, cfg.calibration,
+            ctx.config.seed,
+        )  # fmt: skip
+        origin = {"source": "measured here"}
+    else:
+        return {"source": "none", "note": "no LUT: lut.measure is false and no lut.file was given"}
+    table.save(work / LUT_FILE)
+    summary = {**origin, "runtime": table.runtime, "precision": table.precision, "threads": table.threads}
+    if cfg.validate_samples and not cfg.file:  # a target device's LUT cannot be validated on this CPU
+        model = load_model(str(source / "model"), ctx.task.model_task).eval()
+        subnets = sample_across_cost(search_space, cfg.validate_samples, seed=ctx.config.seed + 1)
+        (report,) = validate_luts([table], model, subnets, timing)
+        write_json(work / "validation.json", report)
+        plot_validation([report], work / "lut_validation.png")
+        summary["validation_median_abs_pct"] = report["median_abs_pct"]
+    return summary
+
+
+def supernet(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 5: train the weight-sharing super-network (resumes from its last checkpoint)."""
+    from eftnas_deploy.training import KDConfig
+
+    cfg, data = ctx.config.supernet, ctx.config.data
+    source = ctx.stage_dir(SPACE)
+    tokenizer = AutoTokenizer.from_pretrained(str(source / "model"))
+    net = SuperNetwork.from_pretrained(str(source / "model"), task=ctx.task.model_task)
+    search_space = SearchSpace.load(source / "search_space.json").validate(net.geometry)
+    external = load_teacher(str(ctx.stage_dir(TEACHER)), ctx.task) if cfg.external_teacher_kd else None
+    train = ctx.split("train", tokenizer)
+    out, resume = _checkpoints(work)
+    trainer = SuperNetTrainer(
+        supernet=net, search_space=search_space, strategy=cfg.strategy, num_random=cfg.num_random,
+        teacher=external, kd=KDConfig(),
+        args=training_arguments(
+            out, num_train_epochs=cfg.epochs, learning_rate=cfg.lr, per_device_train_batch_size=cfg.batch_size,
+            seed=ctx.config.seed, save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=1,
+        ),
+        train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
+    )  # fmt: skip
+    trainer.train(resume_from_checkpoint=resume)
+    shutil.rmtree(out, ignore_errors=True)
+    held_out = ctx.split("held_out", tokenizer)
+    corners = {"largest": search_space.largest(), "middle": search_space.middle(), "smallest": search_space.smallest()}
+    scores = {name: evaluate(net, s, held_out)["score"] for name, s in corners.items()}
+    net.save_pretrained(work)
+    tokenizer.save_pretrained(work)
+    search_space.save(work / "search_space.json")
+    # What `eftnas-deploy search --supernet` needs to rebuild the held-out split on its own.
+    shutil.copy2(ctx.run_dir / "held_out.json", work / "held_out.json")
+    write_json(
+        work / "train_config.json",
+        {
+            "task": data.task, "train_file": data.train_file, "columns": data.columns,
+            "max_train_rows": data.max_train_rows, "held_out_fraction": data.held_out_fraction,
+            "max_length": data.max_length, "seed": ctx.config.seed, "strategy": cfg.strategy,
+        },
+    )  # fmt: skip
+    write_json(work / "held_out_scores.json", scores)
+    return {"held_out_scores": scores, "resumed_from": resume}
+
+
+def _predictor(ctx: RunContext):
+    from latency_lut.predict import LatencyPredictor
+    from latency_lut.table import LatencyTable
+
+    path = ctx.stage_dir(LUT) / LUT_FILE
+    return LatencyPredictor(LatencyTable.load(path)) if path.is_file() else None
+
+
+def search(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 6: multi-objective search under the budget (resumes from work/search.db), finalists re-measured."""
+    from eftnas_deploy.commands.search import remeasure_finalists
+    from eftnas_deploy.search.searcher import SearchConfig
+    from eftnas_deploy.search.session import Budget, search_supernet
+
+    cfg = ctx.config.search
+    source = ctx.stage_dir(SUPERNET)
+    net = SuperNetwork.from_pretrained(str(source), task=ctx.task.model_task)
+    net.model.eval()
+    search_space = SearchSpace.load(source / "search_space.json").validate(net.geometry)
+    held_out = ctx.split("held_out", AutoTokenizer.from_pretrained(str(source)))
+    predictor = _predictor(ctx)
+    seq_len, batch = (predictor.table.seq_len, predictor.table.batch) if predictor else (ctx.config.space.seq_len, 1)
+    max_ms = cfg.max_latency_ms
+    if cfg.max_latency_fraction is not None:
+        max_ms = cfg.max_latency_fraction * predictor(SubnetConfig.full(net.geometry))
+    summary = search_supernet(
+        net, search_space, held_out, work,
+        SearchConfig(algorithm=cfg.algorithm, evals=cfg.evals, population=cfg.population, seed=ctx.config.seed),
+        objective=cfg.objective, latency_ms=predictor, budget=Budget(max_ms, cfg.max_macs, cfg.max_params),
+        seq_len=seq_len, batch=batch, selection=cfg.selection, delta=cfg.delta,
+    )  # fmt: skip
+    measured_here = predictor is not None and not ctx.config.lut.file
+    if measured_here and cfg.remeasure_top:
+        remeasure_finalists(net, predictor.table, work, cfg.remeasure_top)
+    return {"trials": summary["trials"], "max_latency_ms": max_ms, "chosen": summary["chosen"]}
+
+
+def export(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 7: the chosen sub-network's bundle (and the full model's, for the speedup), timed per runtime."""
+    from eftnas_deploy.pipeline.deployment import benchmark_all, sliced_parity
+    from exporters.bundle import ExportSource, export_bundle
+
+    cfg = ctx.config.export
+    source = ctx.stage_dir(SUPERNET)
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    net = SuperNetwork.from_pretrained(str(source), task=ctx.task.model_task)
+    net.model.eval()
+    chosen = SubnetConfig.load(ctx.stage_dir(SEARCH) / "subnet.json").validate(net.geometry)
+    full = SubnetConfig.full(net.geometry)
+    dev = ctx.split("dev", tokenizer)
+    evaluation = dev if dev is not None else ctx.split("held_out", tokenizer)
+    calibration = evaluation_set = None
+    if "int8" in cfg.formats:
+        calibration = labeled_examples(ctx.split("train", tokenizer), cfg.calibration_size)
+        evaluation_set = labeled_examples(evaluation, cfg.eval_size)
+    bundle = export_bundle(
+        ExportSource.from_supernet(net, chosen, tokenizer), work / "bundle", list(cfg.formats),
+        calibration=calibration, evaluation=evaluation_set, subset_size=cfg.calibration_size, overwrite=True,
+    )  # fmt: skip
+    reference = [f for f in ("onnx", "openvino") if f in cfg.formats]
+    if reference:
+        export_bundle(ExportSource.from_supernet(net, full, tokenizer), work / "full_model", reference, overwrite=True)
+    front = []
+    if cfg.pareto_front:
+        points = read_json(ctx.stage_dir(SEARCH) / "pareto.json", "pareto")["points"]
+        for i, point in enumerate(points):
+            subnet = SubnetConfig.from_dict(point["subnet"])
+            out = work / "pareto" / f"{i:02d}"
+            export_bundle(ExportSource.from_supernet(net, subnet, tokenizer), out, ("pytorch", "onnx", "openvino"))
+            front.append({"index": i, "dir": str(out.relative_to(work)), "subnet": point["subnet"]})
+    predictor = _predictor(ctx)
+    threads = cfg.benchmark_threads or (predictor.table.threads if predictor else 1)
+    seq_len, batch = (predictor.table.seq_len, predictor.table.batch) if predictor else (ctx.config.space.seq_len, 1)
+    timings = benchmark_all(work, threads, batch, seq_len, cfg.benchmark_repeats)
+    accuracy = {
+        "metric_split": "dev" if dev is not None else "held_out",
+        "pytorch_chosen": evaluate(net, chosen, evaluation)["score"],
+        "pytorch_full": evaluate(net, full, evaluation)["score"],
+        "quantization": bundle.get("quantization"),
+    }
+    parity = sliced_parity(net, chosen, work / "bundle") if "pytorch" in cfg.formats else None
+    deployment = {
+        "subnet": chosen.to_dict(),
+        "predicted_ms": {"chosen": predictor(chosen), "full": predictor(full)} if predictor else None,
+        "lut": {"runtime": predictor.table.runtime, "precision": predictor.table.precision} if predictor else None,
+        "threads": threads,
+        "seq_len": seq_len,
+        "batch": batch,
+        "timings": timings,
+        "accuracy": accuracy,
+        "parity": {"supernet_vs_sliced_max_abs": parity, **bundle["parity"]},
+        "pareto_bundles": front,
+    }
+    write_json(work / "deployment.json", deployment)
+    return {"bundle": "bundle", "formats": sorted(bundle["formats"]), "timings": len(timings)}

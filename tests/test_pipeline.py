@@ -1,0 +1,155 @@
+"""The pipeline: config validation, the offline demo end to end (tiny size), resume and refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from eftnas_deploy.cli import main
+from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.pipeline import STAGES, load_config, read_state
+from eftnas_deploy.pipeline.config import parse_assignments
+
+STAGE_NAMES = [name for name, _ in STAGES]
+
+
+def test_config_validation_lists_every_bad_field(tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"name": "bert-base-uncased"},
+                "search": {"evals": 0, "selection": "best"},
+                "lut": {"runtime": "tvm"},
+                "teacher": {"epochs": "three"},
+                "data": {"train_file": str(tmp_path / "missing.tsv"), "colour": "red"},
+                "surprise": {},
+            }
+        )
+    )
+    with pytest.raises(EftnasError) as info:
+        load_config(path, {"space.min_fraction": 0.95})
+    message = str(info.value)
+    for expected in (
+        "search.evals: must be > 0",
+        "search.selection: 'best' is not one of",
+        "lut.runtime: 'tvm' is not one of",
+        "teacher.epochs: expected a number",
+        "data.colour: unknown key",
+        "surprise: unknown key",
+        "data.train_file: ",
+        "space.min_fraction: 0.95 is above max_fraction",
+    ):
+        assert expected in message, expected
+
+
+def test_config_from_yaml_and_overrides(tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("model:\n  name: bert-base-uncased\nsearch:\n  max_latency_ms: 5\n")
+    overrides = parse_assignments(["supernet.epochs=2", "export.formats=onnx,openvino", "lut.grid=4"])
+    config = load_config(path, overrides)
+    assert config.search.max_latency_ms == 5.0 and isinstance(config.search.max_latency_ms, float)
+    assert config.supernet.epochs == 2.0
+    assert config.export.formats == ("onnx", "openvino")
+    assert config.lut.grid == 4
+    assert load_config(None, config.to_dict()) == config  # to_dict round-trips through validation
+    with pytest.raises(EftnasError, match=r"model\.name: give exactly one"):
+        load_config(None, {})
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    assert main(["demo", "--size", "tiny", "--out", str(out)]) == 0
+    return out
+
+
+def test_demo_runs_offline_and_every_artifact_loads(demo_run):
+    import onnxruntime as ort
+    import openvino as ov
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    state = read_state(demo_run)
+    assert [s for s in STAGE_NAMES if state["stages"][s]["status"] == "done"] == STAGE_NAMES
+    report = (demo_run / "report.md").read_text()
+    for png in ("pareto.png", "lut_validation.png"):
+        assert f"]({png})" in report and (demo_run / png).stat().st_size > 1000
+    figures = json.loads((demo_run / "report.json").read_text())
+    assert figures["parity"]["supernet_vs_sliced_max_abs"] <= 1e-5
+    assert figures["macs"] < figures["macs_full"]
+    assert figures["predicted_ms"]["chosen"] <= figures["budget"]["latency"]
+    assert {s["runtime"] for s in figures["speedups"]} == {"onnxruntime", "openvino"}
+    assert figures["accuracy"]["quantization"]["accuracy_int8"] is not None
+    pareto = json.loads((demo_run / "06_search" / "pareto.json").read_text())
+    assert pareto["points"] and any("measured_latency_ms" in p for p in pareto["points"])
+
+    bundle = demo_run / "07_export" / "bundle"
+    tokenizer = AutoTokenizer.from_pretrained(bundle / "pytorch")
+    enc = tokenizer(["the movie was not good but the cast was great"], return_tensors="np")
+    feeds = {k: v.astype(np.int64) for k, v in enc.items()}
+    torch_model = AutoModelForSequenceClassification.from_pretrained(bundle / "pytorch", trust_remote_code=True)
+    expected = torch_model(**{k: __import__("torch").from_numpy(v) for k, v in feeds.items()}).logits.detach().numpy()
+    session = ort.InferenceSession(str(bundle / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    onnx_logits = session.run(None, {k: v for k, v in feeds.items() if k in names})[0]
+    np.testing.assert_allclose(onnx_logits, expected, atol=1e-4)
+    core = ov.Core()
+    for ir in ("openvino", "openvino-int8"):
+        compiled = core.compile_model(str(bundle / ir / "openvino_model.xml"), "CPU")
+        logits = next(iter(compiled({k: v for k, v in feeds.items() if k in names}).values()))
+        assert logits.shape == expected.shape
+
+
+def test_rerun_skips_finished_stages_and_redoes_an_unrecorded_one(demo_run, capsys):
+    before = read_state(demo_run)
+    state = json.loads((demo_run / "pipeline_state.json").read_text())
+    del state["stages"]["08_report"]
+    (demo_run / "pipeline_state.json").write_text(json.dumps(state))
+    capsys.readouterr()
+    assert main(["demo", "--size", "tiny", "--out", str(demo_run)]) == 0
+    out = capsys.readouterr().out
+    after = read_state(demo_run)
+    for name in STAGE_NAMES[:-1]:
+        assert after["stages"][name] == before["stages"][name]
+        assert f"{name}: done earlier" in out
+    assert "[8/8] 08_report ..." in out and after["stages"]["08_report"]["status"] == "done"
+
+
+def test_interrupted_search_resumes_from_its_storage(demo_run, capsys):
+    # An interrupted search leaves its work dir (with search.db) behind and no completion record.
+    shutil.move(demo_run / "06_search", demo_run / "06_search.partial")
+    state = json.loads((demo_run / "pipeline_state.json").read_text())
+    state["stages"]["06_search"] = {"status": "running"}
+    (demo_run / "pipeline_state.json").write_text(json.dumps(state))
+    assert main(["demo", "--size", "tiny", "--out", str(demo_run)]) == 0
+    assert "06_search (resuming)" in capsys.readouterr().out
+    summary = json.loads((demo_run / "06_search" / "search_summary.json").read_text())
+    assert summary["new_evaluations"] == 0  # every evaluation came back from the storage
+    assert read_state(demo_run)["stages"]["06_search"]["resumed"] is True
+
+
+def test_changed_config_and_foreign_dirs_are_refused(demo_run, tmp_path, capsys):
+    config = demo_run / "pipeline.yaml"
+    code = main(["run", "--config", str(config), "--set", "search.evals=41"])
+    assert code == 2
+    assert "another config (changed: search.evals)" in capsys.readouterr().err
+    assert yaml.safe_load(config.read_text())["search"]["evals"] != 41
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert main(["demo", "--size", "tiny", "--out", str(tmp_path / "other")]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("name", ["sst2_local", "squad_local", "mac_budget"])
+def test_example_configs_are_valid(name, shared_data, monkeypatch):
+    root = Path(__file__).resolve().parents[1]  # example paths are relative to the repository root
+    monkeypatch.chdir(root)
+    local = {"data.train_file": None, "data.dev_file": None} if name == "squad_local" else {}
+    config = load_config(root / "examples" / f"{name}.yaml", local)
+    assert config.model.name == "bert-base-uncased"
