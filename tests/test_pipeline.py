@@ -121,7 +121,7 @@ def test_rerun_skips_finished_stages_and_redoes_an_unrecorded_one(demo_run, caps
 
 
 def test_interrupted_search_resumes_from_its_storage(demo_run, capsys):
-    # An interrupted search leaves its work dir (with search.db) behind and no completion record.
+    # An interrupted search leaves its work dir (with search_trials.jsonl) behind and no completion record.
     shutil.move(demo_run / "06_search", demo_run / "06_search.partial")
     state = json.loads((demo_run / "pipeline_state.json").read_text())
     state["stages"]["06_search"] = {"status": "running"}

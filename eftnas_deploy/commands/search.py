@@ -112,7 +112,7 @@ def remeasure_finalists(supernet: SuperNetwork, table: LatencyTable, out_dir: Pa
         "precision": table.precision,
         "threads": table.threads,
         "points": len(points),
-        "median_abs_error_pct": report.get("median_abs_pct_error"),
+        "median_abs_error_pct": report.get("median_abs_pct"),
     }
     write_json(out_dir / "pareto.json", pareto)
     return report["samples"]
