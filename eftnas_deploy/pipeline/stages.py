@@ -219,7 +219,7 @@ def _predictor(ctx: RunContext):
 
 
 def search(ctx: RunContext, work: Path) -> dict[str, Any]:
-    """Stage 6: multi-objective search under the budget (resumes from work/search_trials.jsonl), finalists re-measured."""
+    """Stage 6: multi-objective search under the budget (resumes from its trial log), finalists re-measured."""
     from eftnas_deploy.commands.search import remeasure_finalists
     from eftnas_deploy.search.searcher import SearchConfig
     from eftnas_deploy.search.session import Budget, search_supernet
