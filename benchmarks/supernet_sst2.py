@@ -20,7 +20,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
-from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
 from eftnas_deploy.data import get_task, held_out_split, load_split, prepare_split
@@ -37,6 +36,7 @@ from eftnas_deploy.training import (
     teacher_from_config,
     train_teacher,
     training_arguments,
+    training_batches,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,10 +53,7 @@ PROFILES = {
 
 def importance_and_space(model, train_split, tokenizer, steps: int, criterion: str) -> tuple[SearchSpace, dict]:
     """EFTNAS stages 1-2: first-order importance while fine-tuning briefly, reorder, space at 5 MAC targets."""
-    loader = DataLoader(
-        train_split.features.with_format("torch"), batch_size=32, shuffle=True,
-        collate_fn=collator_for(train_split, tokenizer), generator=torch.Generator().manual_seed(0),
-    )  # fmt: skip
+    loader = training_batches(train_split, tokenizer, batch_size=32, seed=0)
     scores = movement_importance(model, loader, steps=steps, lr=5e-5, criterion=criterion)
     scores = reorder_by_importance(model, scores)
     full = count_macs(SubnetConfig.full(scores.geometry), scores.geometry, seq_len=128)

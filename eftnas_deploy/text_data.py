@@ -1,6 +1,7 @@
 """Minimal local text-classification data: read a TSV, tokenize into batches of tensors.
 
-Kept deliberately small and isolated; the full GLUE/SQuAD data layer can replace it.
+The commands and the pipeline use the full data layer (`eftnas_deploy.data`); this reader remains for
+the importance tests and the search-space benchmark, whose seeded batch order they were calibrated on.
 """
 
 from __future__ import annotations

@@ -55,3 +55,16 @@ def test_movement_importance_command_on_sst2(tmp_path, shared_data, capsys):
     assert scores.criterion == "movement" and scores.metadata["steps"] == 4
     assert (tmp_path / "imp" / "model" / "tokenizer_config.json").is_file()
     json.dumps(scores.metadata)
+
+
+def test_importance_command_reads_sentence_pairs_through_the_data_layer(tmp_path, shared_data):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(shared_data / "tokenizers/bert-base-uncased")
+    tiny_model(vocab_size=tokenizer.vocab_size).save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    assert main(["importance", "--model", str(tmp_path / "m"), "--task", "rte", "--criterion", "taylor",
+                 "--train-file", str(shared_data / "glue/RTE/train.tsv"), "--max-train-rows", "48", "--steps", "3",
+                 "--batch-size", "16", "--max-length", "48", "--out", str(tmp_path / "imp")]) == 0  # fmt: skip
+    scores = ImportanceScores.load(tmp_path / "imp" / "importance.safetensors")
+    assert scores.criterion == "taylor" and scores.metadata["steps"] == 3 and (scores.heads >= 0).all()

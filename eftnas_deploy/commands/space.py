@@ -11,14 +11,15 @@ import torch
 from transformers import AutoTokenizer
 
 from eftnas_deploy.commands.slice import _maybe_tokenizer
-from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.data import get_task, load_split, prepare_split
+from eftnas_deploy.data.loading import parse_columns
 from eftnas_deploy.importance import ImportanceScores, magnitude_importance, movement_importance, reorder_by_importance
 from eftnas_deploy.io import atomic_output_dir, check_output_dir
 from eftnas_deploy.metrics import count_macs
 from eftnas_deploy.models import load_model
 from eftnas_deploy.search_space_gen import evenly_spaced_targets, generate_search_space, macs_cost
 from eftnas_deploy.subnet import SubnetConfig
-from eftnas_deploy.text_data import read_tsv_texts, tokenized_batches
+from eftnas_deploy.training import training_batches
 
 IMPORTANCE_FILE = "importance.safetensors"
 
@@ -26,16 +27,20 @@ IMPORTANCE_FILE = "importance.safetensors"
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("importance", help="fine-tune briefly and score every head and FFN neuron")
     p.add_argument("--model", required=True, help="HF model directory (with its tokenizer) or hub name")
-    p.add_argument("--train", help="training TSV with a header (SST-2 style); needed for movement")
-    p.add_argument("--text-column", default="sentence")
-    p.add_argument("--label-column", default="label")
+    p.add_argument("--task", default="sst2", help="glue task or squad / squad_v2 (default: sst2)")
+    p.add_argument(
+        "--train-file", "--train", dest="train_file", help="local .tsv/.csv/.json(l) training file (or the hub dataset)"
+    )
+    p.add_argument("--columns", help="column mapping, e.g. 'sentence=text,label=target' or 'label=0,sentence1=3'")
     p.add_argument("--criterion", default="movement", choices=("movement", "taylor", "magnitude"))
     p.add_argument("--steps", type=int, default=None, help="training steps (default: --epochs passes)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--limit", type=int, default=None, help="use at most this many training rows")
+    p.add_argument(
+        "--max-train-rows", "--limit", dest="max_train_rows", type=int, help="subsample the training rows (seeded)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory: model/ (fine-tuned) + importance.safetensors")
     p.add_argument("--overwrite", action="store_true")
@@ -67,26 +72,21 @@ def _copy_tokenizer(source: str, target: Path) -> None:
 def run_importance(args: argparse.Namespace) -> int:
     check_output_dir(args.out, args.overwrite)
     torch.manual_seed(args.seed)
-    model = load_model(args.model)
-    if args.criterion != "magnitude" and not args.train:
-        raise EftnasError(f"train: the {args.criterion} criterion needs --train data (or use --criterion magnitude)")
+    task = get_task(args.task)
+    model = load_model(args.model, task=task.model_task)
     start = time.perf_counter()
-    if args.train:
-        tokenizer = AutoTokenizer.from_pretrained(args.model)
-        texts, labels = read_tsv_texts(args.train, args.text_column, args.label_column, args.limit)
-        batches = tokenized_batches(tokenizer, texts, labels, args.batch_size, args.max_length, shuffle_seed=args.seed)
-        scores = movement_importance(
-            model,
-            batches,
-            steps=args.steps,
-            epochs=args.epochs,
-            lr=args.lr,
-            criterion="movement" if args.criterion == "magnitude" else args.criterion,
-        )
-        if args.criterion == "magnitude":
-            scores = magnitude_importance(model)
-    else:
+    if args.criterion == "magnitude":
         scores = magnitude_importance(model)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
+        data = load_split(task, args.train_file, columns=parse_columns(args.columns))
+        if args.max_train_rows and args.max_train_rows < len(data):
+            data = data.shuffle(seed=args.seed).select(range(args.max_train_rows))
+        split = prepare_split(task, data, tokenizer, args.max_length, train=True)
+        batches = training_batches(split, tokenizer, args.batch_size, args.seed)
+        scores = movement_importance(
+            model, batches, steps=args.steps, epochs=args.epochs, lr=args.lr, criterion=args.criterion
+        )
     scores.metadata["wall_s"] = round(time.perf_counter() - start, 2)
     with atomic_output_dir(args.out, overwrite=args.overwrite) as out:
         model.save_pretrained(out / "model")

@@ -40,6 +40,7 @@ from eftnas_deploy.training import (
     teacher_from_config,
     train_teacher,
     training_arguments,
+    training_batches,
 )
 
 IMPORTANCE_FILE = "importance.safetensors"
@@ -86,8 +87,6 @@ def teacher(ctx: RunContext, work: Path) -> dict[str, Any]:
 
 def importance(ctx: RunContext, work: Path) -> dict[str, Any]:
     """Stage 2: first-order importance of every head and FFN neuron while fine-tuning briefly."""
-    from torch.utils.data import DataLoader
-
     cfg = ctx.config.importance
     source = ctx.stage_dir(TEACHER)
     model = load_model(str(source), ctx.task.model_task)
@@ -96,10 +95,7 @@ def importance(ctx: RunContext, work: Path) -> dict[str, Any]:
         scores = magnitude_importance(model)
     else:
         train = ctx.split("train", tokenizer)
-        loader = DataLoader(
-            train.features.with_format("torch"), batch_size=cfg.batch_size, shuffle=True,
-            collate_fn=collator_for(train, tokenizer), generator=torch.Generator().manual_seed(ctx.config.seed),
-        )  # fmt: skip
+        loader = training_batches(train, tokenizer, cfg.batch_size, ctx.config.seed)
         torch.manual_seed(ctx.config.seed)
         scores = movement_importance(model, loader, steps=cfg.steps, lr=cfg.lr, criterion=cfg.criterion)
     model.save_pretrained(work / "model")

@@ -2,7 +2,7 @@
 
 from eftnas_deploy.training.distill import KDConfig, kd_loss
 from eftnas_deploy.training.sampling import STRATEGIES, SubnetSampler
-from eftnas_deploy.training.setup import collator_for, training_arguments
+from eftnas_deploy.training.setup import collator_for, training_arguments, training_batches
 from eftnas_deploy.training.teacher import load_teacher, teacher_from_config, train_teacher
 from eftnas_deploy.training.trainer import SuperNetTrainer
 
@@ -17,4 +17,5 @@ __all__ = [
     "teacher_from_config",
     "train_teacher",
     "training_arguments",
+    "training_batches",
 ]

@@ -35,3 +35,16 @@ def collator_for(split: PreparedSplit, tokenizer: PreTrainedTokenizerBase):
     if split.task.kind == "qa":
         return default_data_collator
     return DataCollatorWithPadding(tokenizer)
+
+
+def training_batches(split: PreparedSplit, tokenizer: PreTrainedTokenizerBase, batch_size: int = 32, seed: int = 0):
+    """A seeded, shuffled DataLoader of padded training batches (dicts of tensors with labels)."""
+    from torch.utils.data import DataLoader
+
+    return DataLoader(
+        split.features.with_format("torch"),
+        batch_size=batch_size,
+        shuffle=True,
+        collate_fn=collator_for(split, tokenizer),
+        generator=torch.Generator().manual_seed(seed),
+    )
