@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -10,10 +11,12 @@ from transformers import (
     AutoConfig,
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
+    AutoTokenizer,
     BertConfig,
     BertForQuestionAnswering,
     BertForSequenceClassification,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
     RobertaConfig,
     RobertaForQuestionAnswering,
     RobertaForSequenceClassification,
@@ -76,3 +79,13 @@ def load_model(name_or_path: str, task: str = "text-classification", **kwargs: A
 def encoder_layers(model: PreTrainedModel) -> Sequence[nn.Module]:
     """The encoder's layer list of a BERT/RoBERTa model."""
     return model.base_model.encoder.layer
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")
+
+
+def load_tokenizer_if_present(directory: str | Path) -> PreTrainedTokenizerBase | None:
+    """The tokenizer saved in a model directory, or None if it has none."""
+    if not any((Path(directory) / name).is_file() for name in TOKENIZER_FILES):
+        return None
+    return AutoTokenizer.from_pretrained(directory)

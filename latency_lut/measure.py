@@ -169,20 +169,28 @@ def build_lut(
     return table
 
 
+PLAUSIBLE_SCALE = (-0.5, 1.0)  # gain 1 + scale within [0.5, 2]
+
+
 def fit_overhead(table: LatencyTable, subnets: list[SubnetConfig], measured_us: list[float]) -> Overhead:
     """Fit ``measured - entries = constant + scale * entries`` over end-to-end measurements.
 
     Least squares on the *relative* residual (weights 1/measured): the error that matters is a percentage,
-    and small sub-networks would otherwise count for nothing next to large ones.
+    and small sub-networks would otherwise count for nothing next to large ones. A fitted gain (1 + scale)
+    outside [0.5, 2] means timer noise dominates the calibration (microsecond-sized blocks): then only the
+    constant is fitted, so predictions keep growing with the entries and never turn negative.
     """
     from latency_lut.predict import entries_sum_us
 
     sums = np.array([entries_sum_us(table, s) for s in subnets])
-    residual = np.asarray(measured_us) - sums
+    measured = np.asarray(measured_us, dtype=float)
+    residual = measured - sums
+    weights = 1.0 / measured
+    scale, constant = 0.0, float(np.average(residual, weights=weights))
     if len(subnets) >= 2 and np.ptp(sums) > 0:
-        scale, constant = np.polyfit(sums, residual, 1, w=1.0 / np.asarray(measured_us))
-    else:
-        scale, constant = 0.0, float(np.mean(residual))
+        fitted_scale, fitted_constant = np.polyfit(sums, residual, 1, w=weights)
+        if PLAUSIBLE_SCALE[0] <= fitted_scale <= PLAUSIBLE_SCALE[1]:
+            scale, constant = float(fitted_scale), float(fitted_constant)
     calibration = [
         {"subnet": s.to_dict(), "measured_us": float(m), "entries_us": float(e)}
         for s, m, e in zip(subnets, measured_us, sums)

@@ -153,3 +153,17 @@ def test_example_configs_are_valid(name, shared_data, monkeypatch):
     local = {"data.train_file": None, "data.dev_file": None} if name == "squad_local" else {}
     config = load_config(root / "examples" / f"{name}.yaml", local)
     assert config.model.name == "bert-base-uncased"
+
+
+def test_a_relative_budget_always_leaves_the_smallest_subnet_feasible():
+    from eftnas_deploy import ModelGeometry, SearchSpace, SubnetConfig
+    from eftnas_deploy.pipeline.stages import relative_budget_ms
+
+    geometry = ModelGeometry("bert", 2, 4, 16, 64, 128, 100, 64, 2)
+    space = SearchSpace(heads=[[4, 1]] * 2, ffn=[[128, 32]] * 2)
+    smallest, full = space.smallest(), SubnetConfig.full(geometry)
+    latency = {smallest: 2.0, full: 10.0}
+    assert relative_budget_ms(latency.__getitem__, space, geometry, 0.5) == pytest.approx(6.0)
+    assert relative_budget_ms(latency.__getitem__, space, geometry, 1.0) == pytest.approx(10.0)
+    noisy = {smallest: 0.077, full: 0.069}  # timer noise inverted the two (seen on the tiny demo)
+    assert relative_budget_ms(noisy.__getitem__, space, geometry, 0.5) >= 0.077

@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _source(args: argparse.Namespace):
-    from eftnas_deploy.commands.slice import _maybe_tokenizer
     from eftnas_deploy.elastic import SuperNetwork
+    from eftnas_deploy.models import load_tokenizer_if_present
     from exporters.bundle import ExportSource
 
     if args.sliced:
@@ -78,7 +78,7 @@ def _source(args: argparse.Namespace):
     subnet = _subnet(args)
     supernet = SuperNetwork.from_pretrained(args.supernet, task=args.task)
     subnet.validate(supernet.geometry)
-    return ExportSource.from_supernet(supernet, subnet, _maybe_tokenizer(args.supernet))
+    return ExportSource.from_supernet(supernet, subnet, load_tokenizer_if_present(args.supernet))
 
 
 def _subnet(args: argparse.Namespace) -> SubnetConfig:

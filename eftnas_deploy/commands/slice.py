@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.geometry import SUPPORTED_TASKS
 from eftnas_deploy.io import check_output_dir
+from eftnas_deploy.models import load_tokenizer_if_present
 from eftnas_deploy.slicing import save_sliced, slice_subnet
 from eftnas_deploy.subnet import SubnetConfig
 
@@ -28,17 +26,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, args.overwrite)
     subnet = SubnetConfig.load(args.subnet)
     supernet = SuperNetwork.from_pretrained(args.supernet, task=args.task)
-    tokenizer = _maybe_tokenizer(args.supernet)
+    tokenizer = load_tokenizer_if_present(args.supernet)
     save_sliced(slice_subnet(supernet, subnet), args.out, tokenizer=tokenizer, overwrite=args.overwrite)
     print(f"wrote {args.out}")
     return 0
-
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")
-
-
-def _maybe_tokenizer(directory: str) -> PreTrainedTokenizerBase | None:
-    """The tokenizer saved beside a super-network, if there is one."""
-    if not any((Path(directory) / name).is_file() for name in TOKENIZER_FILES):
-        return None
-    return AutoTokenizer.from_pretrained(directory)

@@ -10,13 +10,12 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
-from eftnas_deploy.commands.slice import _maybe_tokenizer
 from eftnas_deploy.data import get_task, load_split, prepare_split
 from eftnas_deploy.data.loading import parse_columns
 from eftnas_deploy.importance import ImportanceScores, magnitude_importance, movement_importance, reorder_by_importance
 from eftnas_deploy.io import atomic_output_dir, check_output_dir
 from eftnas_deploy.metrics import count_macs
-from eftnas_deploy.models import load_model
+from eftnas_deploy.models import load_model, load_tokenizer_if_present
 from eftnas_deploy.search_space_gen import evenly_spaced_targets, generate_search_space, macs_cost
 from eftnas_deploy.subnet import SubnetConfig
 from eftnas_deploy.training import training_batches
@@ -64,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _copy_tokenizer(source: str, target: Path) -> None:
     """Save the tokenizer found beside `source` (if any) with the written model."""
-    tokenizer = _maybe_tokenizer(source)
+    tokenizer = load_tokenizer_if_present(source)
     if tokenizer is not None:
         tokenizer.save_pretrained(target)
 

@@ -179,7 +179,7 @@ class SearchSettings:
     evals: int = 1000
     population: int | None = None
     max_latency_ms: float | None = None
-    max_latency_fraction: float | None = None  # of the full model's predicted latency
+    max_latency_fraction: float | None = None  # 0: the space's smallest sub-network's latency, 1: the full model's
     max_macs: float | None = None  # millions
     max_params: float | None = None  # millions
     selection: str = "most-accurate"

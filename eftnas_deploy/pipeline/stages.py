@@ -7,6 +7,7 @@ training and search keep their checkpoints/storage in `work`, so an interrupted 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.evaluation import evaluate
+from eftnas_deploy.geometry import ModelGeometry
 from eftnas_deploy.importance import ImportanceScores, magnitude_importance, movement_importance, reorder_by_importance
 from eftnas_deploy.io import read_json, write_json
 from eftnas_deploy.metrics import count_macs
@@ -127,7 +129,6 @@ def space(ctx: RunContext, work: Path) -> dict[str, Any]:
 
 def lut(ctx: RunContext, work: Path) -> dict[str, Any]:
     """Stage 4: a latency LUT measured on this CPU for the space's widths, or a target device's file, checked."""
-    from eftnas_deploy.geometry import ModelGeometry
     from latency_lut.measure import TimingSettings, build_lut
     from latency_lut.runtime import PRECISIONS, RuntimeSpec
     from latency_lut.table import LatencyTable
@@ -214,9 +215,22 @@ def _predictor(ctx: RunContext):
     return LatencyPredictor(LatencyTable.load(path)) if path.is_file() else None
 
 
+def relative_budget_ms(
+    predictor: Callable[[SubnetConfig], float], space: SearchSpace, geometry: ModelGeometry, fraction: float
+) -> float:
+    """A budget `fraction` of the way from the space's smallest sub-network (0) to the full model (1).
+
+    Relative to the reachable range, not to the full model alone: when the fixed part dominates (small
+    models, short sequences) a fraction of the full latency can lie below every sub-network.
+    """
+    low = predictor(space.smallest())
+    high = max(predictor(SubnetConfig.full(geometry)), low)  # tiny blocks: timer noise can invert them
+    return low + fraction * (high - low)
+
+
 def search(ctx: RunContext, work: Path) -> dict[str, Any]:
     """Stage 6: multi-objective search under the budget (resumes from its trial log), finalists re-measured."""
-    from eftnas_deploy.commands.search import remeasure_finalists
+    from eftnas_deploy.search.remeasure import remeasure_finalists
     from eftnas_deploy.search.searcher import SearchConfig
     from eftnas_deploy.search.session import Budget, search_supernet
 
@@ -230,7 +244,7 @@ def search(ctx: RunContext, work: Path) -> dict[str, Any]:
     seq_len, batch = (predictor.table.seq_len, predictor.table.batch) if predictor else (ctx.config.space.seq_len, 1)
     max_ms = cfg.max_latency_ms
     if cfg.max_latency_fraction is not None:
-        max_ms = cfg.max_latency_fraction * predictor(SubnetConfig.full(net.geometry))
+        max_ms = relative_budget_ms(predictor, search_space, net.geometry, cfg.max_latency_fraction)
     summary = search_supernet(
         net, search_space, held_out, work,
         SearchConfig(algorithm=cfg.algorithm, evals=cfg.evals, population=cfg.population, seed=ctx.config.seed),

@@ -43,7 +43,6 @@ class SearchConfig:
     seed: int = 0
     max_cost: float | None = None
     storage: str | Path | None = None
-    study_name: str = "eftnas-search"
     show_progress: bool = True
 
     def __post_init__(self) -> None:

@@ -6,6 +6,7 @@ search_summary.json into the run dir, and re-measures the finalists end to end o
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,9 +107,7 @@ def search_supernet(
         return 1.0 + max((costs[name](subnet) - limit) / limit for name, limit in limits)
 
     full = SubnetConfig.full(supernet.geometry)
-    config = SearchConfig(
-        **{**config.__dict__, "max_cost": 1.0 if limits else None, "storage": out_dir / "search_trials.jsonl"}
-    )
+    config = dataclasses.replace(config, max_cost=1.0 if limits else None, storage=out_dir / "search_trials.jsonl")
     result = run_search(
         space, accuracy, costs[objective], config, constraint_fn=violation if limits else None,
         cost_scale=costs[objective](full),
