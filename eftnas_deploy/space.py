@@ -66,6 +66,11 @@ class SearchSpace:
                 )
         return self
 
+    @classmethod
+    def single(cls, subnet: SubnetConfig) -> SearchSpace:
+        """The space holding only `subnet` (e.g. to fine-tune one sub-network with the super-network trainer)."""
+        return cls(heads=tuple((h,) for h in subnet.heads), ffn=tuple((f,) for f in subnet.ffn))
+
     def largest(self) -> SubnetConfig:
         return SubnetConfig(heads=[c[0] for c in self.heads], ffn=[c[0] for c in self.ffn])
 

@@ -151,3 +151,52 @@ def test_taylor_criterion_is_non_negative_and_informative_shaped():
     assert scores.heads.std() > 0 and scores.ffn.std() > 0
     with pytest.raises(EftnasError, match="criterion"):
         movement_importance(model, batches, steps=1, progress=False, criterion="magnitude")
+
+
+def _planted_model():
+    """A tiny BERT where, in every layer, half the heads and FFN neurons are scaled to ~nothing (planted)."""
+    model = tiny_model(num_labels=2, seed=3)
+    geometry_heads, head_dim = (
+        model.config.num_attention_heads,
+        model.config.hidden_size // model.config.num_attention_heads,
+    )
+    planted_heads, planted_ffn = [], []
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for layer in model.bert.encoder.layer:
+            weak_heads = torch.randperm(geometry_heads, generator=g)[: geometry_heads // 2]
+            weak_ffn = torch.randperm(layer.intermediate.dense.out_features, generator=g)[
+                : layer.intermediate.dense.out_features // 2
+            ]
+            for h in weak_heads.tolist():
+                cols = slice(h * head_dim, (h + 1) * head_dim)
+                layer.attention.self.value.weight[cols] *= 0.01
+                layer.attention.output.dense.weight[:, cols] *= 0.01
+            layer.intermediate.dense.weight[weak_ffn] *= 0.01
+            layer.output.dense.weight[:, weak_ffn] *= 0.01
+            planted_heads.append(set(range(geometry_heads)) - set(weak_heads.tolist()))
+            planted_ffn.append(set(range(layer.intermediate.dense.out_features)) - set(weak_ffn.tolist()))
+    return model, planted_heads, planted_ffn
+
+
+def test_default_criterion_finds_planted_units_far_better_than_random():
+    from eftnas_deploy.pipeline.config import ImportanceConfig
+
+    model, strong_heads, strong_ffn = _planted_model()
+    batches = []
+    for seed in range(6):
+        inputs = random_inputs(batch=16, seq=16, seed=seed)
+        batches.append({**inputs, "labels": torch.randint(0, 2, (16,), generator=torch.Generator().manual_seed(seed))})
+    scores = movement_importance(
+        model, batches, steps=12, lr=1e-4, criterion=ImportanceConfig().criterion, progress=False
+    )
+
+    def recall(ranking: torch.Tensor, strong: list[set[int]]) -> float:
+        hits = [
+            len(set(row.argsort(descending=True)[: len(s)].tolist()) & s) / len(s) for row, s in zip(ranking, strong)
+        ]
+        return sum(hits) / len(hits)
+
+    random_recall = recall(torch.rand(scores.ffn.shape, generator=torch.Generator().manual_seed(0)), strong_ffn)
+    assert recall(scores.ffn, strong_ffn) >= 0.9 > random_recall + 0.3
+    assert recall(scores.heads, strong_heads) >= 0.9

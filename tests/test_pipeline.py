@@ -88,7 +88,7 @@ def test_demo_runs_offline_and_every_artifact_loads(demo_run):
     pareto = json.loads((demo_run / "06_search" / "pareto.json").read_text())
     assert pareto["points"] and any("measured_latency_ms" in p for p in pareto["points"])
 
-    bundle = demo_run / "07_export" / "bundle"
+    bundle = demo_run / "08_export" / "bundle"
     tokenizer = AutoTokenizer.from_pretrained(bundle / "pytorch")
     enc = tokenizer(["the movie was not good but the cast was great"], return_tensors="np")
     feeds = {k: v.astype(np.int64) for k, v in enc.items()}
@@ -108,7 +108,7 @@ def test_demo_runs_offline_and_every_artifact_loads(demo_run):
 def test_rerun_skips_finished_stages_and_redoes_an_unrecorded_one(demo_run, capsys):
     before = read_state(demo_run)
     state = json.loads((demo_run / "pipeline_state.json").read_text())
-    del state["stages"]["08_report"]
+    del state["stages"]["09_report"]
     (demo_run / "pipeline_state.json").write_text(json.dumps(state))
     capsys.readouterr()
     assert main(["demo", "--size", "tiny", "--out", str(demo_run)]) == 0
@@ -117,7 +117,7 @@ def test_rerun_skips_finished_stages_and_redoes_an_unrecorded_one(demo_run, caps
     for name in STAGE_NAMES[:-1]:
         assert after["stages"][name] == before["stages"][name]
         assert f"{name}: done earlier" in out
-    assert "[8/8] 08_report ..." in out and after["stages"]["08_report"]["status"] == "done"
+    assert "[9/9] 09_report ..." in out and after["stages"]["09_report"]["status"] == "done"
 
 
 def test_interrupted_search_resumes_from_its_storage(demo_run, capsys):
@@ -167,3 +167,33 @@ def test_a_relative_budget_always_leaves_the_smallest_subnet_feasible():
     assert relative_budget_ms(latency.__getitem__, space, geometry, 1.0) == pytest.approx(10.0)
     noisy = {smallest: 0.077, full: 0.069}  # timer noise inverted the two (seen on the tiny demo)
     assert relative_budget_ms(noisy.__getitem__, space, geometry, 0.5) >= 0.077
+
+
+def test_final_finetune_resumes_from_its_checkpoint_after_a_crash(demo_run, capsys, monkeypatch):
+    from transformers import Trainer
+
+    shutil.rmtree(demo_run / "07_finetune")
+    state = json.loads((demo_run / "pipeline_state.json").read_text())
+    state["stages"]["07_finetune"] = {"status": "running"}
+    (demo_run / "pipeline_state.json").write_text(json.dumps(state))
+    original = Trainer._save_checkpoint
+
+    def save_then_die(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise KeyboardInterrupt("killed right after the first checkpoint")
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        main(["demo", "--size", "tiny", "--out", str(demo_run)])
+    checkpoints = list((demo_run / "07_finetune.partial" / "checkpoints").glob("checkpoint-*"))
+    assert len(checkpoints) == 1
+    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    capsys.readouterr()
+    assert main(["demo", "--size", "tiny", "--out", str(demo_run)]) == 0
+    assert "07_finetune (resuming)" in capsys.readouterr().out
+    record = read_state(demo_run)["stages"]["07_finetune"]
+    assert record["status"] == "done" and record["resumed"] is True
+    assert record["outputs"]["resumed_from"].endswith(checkpoints[0].name)
+    assert not (demo_run / "07_finetune.partial").exists()
+    scores = record["outputs"]["scores"]["held_out"]
+    assert set(scores) == {"before", "after"}

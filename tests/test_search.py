@@ -151,3 +151,44 @@ def test_a_torn_last_log_line_is_redone_not_fatal(problem, tmp_path):
     storage.write_text("garbage\n" + storage.read_text())
     with pytest.raises(EftnasError, match="corrupt"):
         run_search(space, agreement, macs, SearchConfig(evals=9, storage=storage, show_progress=False))
+
+
+def _cost_problem():
+    """A 6-layer space (6^12 sub-networks) with a pure cost model: accuracy grows with the units kept."""
+    space = SearchSpace(heads=[[12, 10, 8, 6, 3, 0]] * 6, ffn=[[1536, 1024, 768, 512, 256, 0]] * 6)
+
+    def cost(subnet: SubnetConfig) -> float:
+        return float(sum(128 * h + f for h, f in zip(subnet.heads, subnet.ffn)))
+
+    def accuracy(subnet: SubnetConfig) -> float:
+        return cost(subnet) / cost(space.largest()) + 0.001 * sum(subnet.heads)
+
+    return space, cost, accuracy
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_budget_leaving_under_1pct_feasible_still_finds_non_corner_subnets(algorithm):
+    import random
+
+    space, cost, accuracy = _cost_problem()
+    rng = random.Random(0)
+    costs = sorted(cost(space.sample(rng)) for _ in range(20000))
+    budget = costs[int(0.005 * len(costs))]  # 0.5% of random draws fit
+    config = SearchConfig(algorithm=algorithm, evals=40, seed=1, max_cost=budget, show_progress=False)
+    result = run_search(space, accuracy, cost, config)
+    assert result.warning is None
+    assert result.feasible_evaluated >= 10
+    assert all(p.cost <= budget for p in result.points)
+    best = select_most_accurate(result.front)
+    assert best.subnet != space.smallest()
+    assert cost(best.subnet) > 0.8 * budget  # close to the budget, not a corner far below it
+
+
+def test_a_budget_only_the_smallest_corner_fits_warns():
+    space, cost, accuracy = _cost_problem()
+    budget = cost(space.smallest()) + 100  # only sub-networks without any head and FFN below 100 units fit
+    config = SearchConfig(algorithm="nsga2", evals=30, seed=0, max_cost=budget, show_progress=False)
+    with pytest.warns(UserWarning, match="feasible sub-network"):
+        result = run_search(space, accuracy, cost, config)
+    assert result.feasible_evaluated < 10
+    assert all(p.cost <= budget for p in result.points)

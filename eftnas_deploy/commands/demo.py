@@ -24,9 +24,10 @@ SIZES: dict[str, dict[str, Any]] = {
         "importance": {"steps": 20},
         "space": {"min_fraction": 0.25, "num_targets": 3, "ffn_multiple": 8, "tolerance": 0.15},
         "lut": dict(warmup=2, repeats=5, min_time_s=0.05, stack=2, calibration=2, validate_samples=3),
-        "supernet": {"epochs": 1.0, "lr": 5e-4},
+        "supernet": {"epochs": 1.0, "lr": 5e-4, "save_steps": 10},
         "search": {"evals": 40, "remeasure_top": 2, "max_latency_fraction": 0.5},
-        "export": {"calibration_size": 64, "eval_size": 100, "benchmark_repeats": 10},
+        "finetune": {"epochs": 1.0, "lr": 2e-4},
+        "export": {"calibration_size": 64, "benchmark_repeats": 10},
     },
     "small": {  # the README's demo: ≤10 minutes on 2 cores
         "rows": (5000, 600),
@@ -37,7 +38,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "lut": dict(warmup=3, repeats=10, min_time_s=0.3, stack=4, calibration=4, validate_samples=8),
         "supernet": {"epochs": 3.0, "lr": 5e-4},
         "search": {"evals": 200, "remeasure_top": 5, "max_latency_fraction": 0.6},
-        "export": {"calibration_size": 200, "eval_size": 600, "benchmark_repeats": 50},
+        "finetune": {"epochs": 1.0, "lr": 2e-4},
+        "export": {"calibration_size": 200, "benchmark_repeats": 50},
     },
 }
 DATA_DIR = "data"
@@ -91,6 +93,7 @@ def demo_config(run_dir: Path, size: str, seed: int) -> dict[str, Any]:
         "lut": {"runtime": "onnxruntime", "threads": 1, "seq_len": 32, "batch": 1, **s["lut"]},
         "supernet": {"strategy": "full", **s["supernet"]},
         "search": {"objective": "latency", **s["search"]},
+        "finetune": s["finetune"],
         "export": {"formats": ["pytorch", "onnx", "openvino", "int8"], **s["export"]},
         "seed": seed,
         "out": str(run_dir),

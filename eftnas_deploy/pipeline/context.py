@@ -15,15 +15,16 @@ from eftnas_deploy.data.loading import parse_columns
 from eftnas_deploy.errors import EftnasError
 from eftnas_deploy.pipeline.config import PipelineConfig
 
-TEACHER, IMPORTANCE, SPACE, LUT, SUPERNET, SEARCH, EXPORT, REPORT = (
+TEACHER, IMPORTANCE, SPACE, LUT, SUPERNET, SEARCH, FINETUNE, EXPORT, REPORT = (
     "01_teacher",
     "02_importance",
     "03_space",
     "04_lut",
     "05_supernet",
     "06_search",
-    "07_export",
-    "08_report",
+    "07_finetune",
+    "08_export",
+    "09_report",
 )
 
 
@@ -79,12 +80,19 @@ class RunContext:
         return self._prepared[name]
 
 
-def labeled_examples(split: PreparedSplit, limit: int):
+def first_rows(split: PreparedSplit, limit: int | None) -> PreparedSplit:
+    """The first `limit` rows of a classification/regression split (all of it for None or QA)."""
+    if limit is None or split.task.kind == "qa" or limit >= len(split.features):
+        return split
+    return PreparedSplit(split.task, split.features.select(range(limit)), split.examples)
+
+
+def labeled_examples(split: PreparedSplit, limit: int | None):
     """The first `limit` features of a split as batch-1 int64 arrays (with class labels unless QA)."""
     from exporters.quantize import LabeledExamples
 
     names = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in split.features.column_names]
-    rows = split.features.select(range(min(limit, len(split.features))))
+    rows = first_rows(split, limit).features
     features = [{n: np.asarray([row[n]], dtype=np.int64) for n in names} for row in rows]
     labels = None if split.task.kind != "classification" else [int(v) for v in rows["labels"]]
     return LabeledExamples(features, labels)

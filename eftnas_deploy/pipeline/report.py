@@ -8,7 +8,7 @@ from typing import Any
 
 from eftnas_deploy.io import read_json, write_json
 from eftnas_deploy.metrics import count_macs, count_params
-from eftnas_deploy.pipeline.context import EXPORT, LUT, SEARCH, SUPERNET, TEACHER, RunContext
+from eftnas_deploy.pipeline.context import EXPORT, FINETUNE, LUT, SEARCH, SUPERNET, TEACHER, RunContext
 from eftnas_deploy.pipeline.deployment import speedups
 from eftnas_deploy.subnet import SubnetConfig
 
@@ -41,6 +41,13 @@ def write_report(ctx: RunContext, work: Path) -> dict[str, Any]:
         "params_full": count_params(full, geometry),
         "predicted_ms": deployment["predicted_ms"],
         "budget": summary["budget"],
+        "search": {
+            "trials": summary["trials"],
+            "feasible_evaluated": summary.get("feasible_evaluated"),
+            "repaired_proposals": summary.get("repaired_proposals"),
+            "warning": summary.get("warning"),
+        },
+        "finetune": read_state_outputs(ctx, FINETUNE),
         "held_out_accuracy": {"chosen": summary["chosen"]["accuracy"], "full": summary["full_network"]["accuracy"]},
         "accuracy": deployment["accuracy"],
         "timings": deployment["timings"],
@@ -62,6 +69,12 @@ def write_report(ctx: RunContext, work: Path) -> dict[str, Any]:
     write_json(work / "report.json", figures)
     (work / "report.md").write_text(render(ctx, figures, geometry, validation.is_file()))
     return {"files": sorted(p.name for p in work.iterdir())}
+
+
+def read_state_outputs(ctx: RunContext, stage: str) -> dict[str, Any] | None:
+    """What a finished stage recorded in pipeline_state.json (None if it did not run)."""
+    state = read_json(ctx.run_dir / "pipeline_state.json", "pipeline state")
+    return (state["stages"].get(stage) or {}).get("outputs")
 
 
 def publish(report_dir: Path, run_dir: Path) -> None:
@@ -114,6 +127,11 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _budget_text(budget: dict[str, float]) -> str:
+    units = {"latency": "ms predicted", "macs": "M MACs", "params": "M parameters"}
+    return ", ".join(f"{name} ≤ {value:.4g} {units.get(name, '')}".strip() for name, value in budget.items()) or "none"
+
+
 def render(ctx: RunContext, f: dict, geometry: Any, has_validation: bool) -> str:
     cfg = ctx.config
     q = f["accuracy"].get("quantization") or {}
@@ -123,7 +141,7 @@ def render(ctx: RunContext, f: dict, geometry: Any, has_validation: bool) -> str
         "",
         f"Task **{cfg.data.task}**, model **{cfg.model.name or 'built from config'}** "
         f"({geometry.num_layers} layers, {geometry.num_heads} heads, FFN {geometry.intermediate_size}); "
-        f"budget {f['budget'] or 'none'}; latency at batch {f['batch']}, sequence length {f['seq_len']}, "
+        f"budget {_budget_text(f['budget'])}; latency at batch {f['batch']}, sequence length {f['seq_len']}, "
         f"{f['threads']} thread(s).",
         "",
         "## Chosen sub-network",
@@ -149,17 +167,45 @@ def render(ctx: RunContext, f: dict, geometry: Any, has_validation: bool) -> str
         lines.append(f"| {label} | {row['median_ms']:.3f} | {full_text} |")
     for s in f["speedups"]:
         lines.append(f"| speedup, {s['runtime']} ({s['precision']}) | **{s['speedup']:.2f}×** | 1.00× |")
+    acc, metric = f["accuracy"], f["accuracy"].get("metric", "score")
     lines += [
-        f"| held-out accuracy (PyTorch, search) | {f['held_out_accuracy']['chosen']:.4f} | "
+        f"| held-out {metric} (PyTorch, super-network weights, search) | {f['held_out_accuracy']['chosen']:.4f} | "
         f"{f['held_out_accuracy']['full']:.4f} |",
-        f"| {split} accuracy (PyTorch FP32) | {_fmt(f['accuracy']['pytorch_chosen'])} | "
-        f"{_fmt(f['accuracy']['pytorch_full'])} |",
+    ]
+    lines += [
+        "",
+        f"## Accuracy against the teacher ({split} split, {acc.get('rows', '?')} rows, {metric}; same rows for "
+        "every line)",
+        "",
+        "| model | score | vs teacher |",
+        "|---|---|---|",
+    ]
+    teacher_score = acc.get("teacher")
+    rows = [
+        ("fine-tuned teacher (100% MACs)", teacher_score),
+        ("super-network, full sub-network", acc.get("supernet_full")),
+        (f"chosen, PyTorch FP32 ({acc.get('weights', 'super-network')})", acc["pytorch_chosen"]),
     ]
     if q.get("eval_examples"):
-        lines += [
-            f"| {split} accuracy (OpenVINO FP32, {q['eval_examples']} ex.) | {_fmt(q['accuracy_fp32'])} | |",
-            f"| {split} accuracy (OpenVINO INT8, {q['eval_examples']} ex.) | {_fmt(q['accuracy_int8'])} | |",
-        ]
+        rows += [("chosen, OpenVINO FP32", q["accuracy_fp32"]), ("chosen, OpenVINO INT8", q["accuracy_int8"])]
+    for label, score in rows:
+        drop = f"{100 * (score - teacher_score):+.2f} pt" if score is not None and teacher_score is not None else "–"
+        lines.append(f"| {label} | {_fmt(score)} | {drop} |")
+    ft = f.get("finetune") or {}
+    if ft.get("enabled"):
+        kept = "kept" if ft["kept"] else "not kept (held-out score dropped; the super-network's weights ship)"
+        for name, sc in ft["scores"].items():
+            lines.append(
+                f"\nFinal fine-tune ({name}): {_fmt(sc['before'])} before → {_fmt(sc.get('after'))} after, {kept}."
+            )
+    search = f["search"]
+    lines += [
+        "",
+        f"Search: {search['trials']} trials, {_fmt(search['feasible_evaluated'])} distinct feasible sub-networks "
+        f"evaluated ({_fmt(search['repaired_proposals'])} over-budget proposals repaired to fit).",
+    ]
+    if search.get("warning"):
+        lines.append(f"\n**Warning:** {search['warning']}")
     lines += [
         "",
         "Measured medians come from one run of the same harness on this machine (precision as run in "

@@ -22,6 +22,7 @@ from eftnas_deploy.pipeline import stages
 from eftnas_deploy.pipeline.config import PipelineConfig
 from eftnas_deploy.pipeline.context import (
     EXPORT,
+    FINETUNE,
     IMPORTANCE,
     LUT,
     REPORT,
@@ -45,6 +46,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     (LUT, stages.lut),
     (SUPERNET, stages.supernet),
     (SEARCH, stages.search),
+    (FINETUNE, stages.finetune),
     (EXPORT, stages.export),
     (REPORT, write_report),
 )

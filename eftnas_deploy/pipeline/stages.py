@@ -23,6 +23,7 @@ from eftnas_deploy.io import read_json, write_json
 from eftnas_deploy.metrics import count_macs
 from eftnas_deploy.models import load_model
 from eftnas_deploy.pipeline.context import (
+    FINETUNE,
     IMPORTANCE,
     LUT,
     SEARCH,
@@ -30,6 +31,7 @@ from eftnas_deploy.pipeline.context import (
     SUPERNET,
     TEACHER,
     RunContext,
+    first_rows,
     labeled_examples,
 )
 from eftnas_deploy.search_space_gen import evenly_spaced_targets, generate_search_space, macs_cost
@@ -178,10 +180,11 @@ def supernet(ctx: RunContext, work: Path) -> dict[str, Any]:
     out, resume = _checkpoints(work)
     trainer = SuperNetTrainer(
         supernet=net, search_space=search_space, strategy=cfg.strategy, num_random=cfg.num_random,
-        teacher=external, kd=KDConfig(),
+        teacher=external, kd=KDConfig(), distill_from=cfg.distill_from,
         args=training_arguments(
-            out, num_train_epochs=cfg.epochs, learning_rate=cfg.lr, per_device_train_batch_size=cfg.batch_size,
-            seed=ctx.config.seed, save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=1,
+            out, num_train_epochs=cfg.epochs, learning_rate=cfg.lr, warmup_ratio=cfg.warmup_ratio,
+            per_device_train_batch_size=cfg.batch_size, seed=ctx.config.seed, save_strategy="steps",
+            save_steps=cfg.save_steps, save_total_limit=1,
         ),
         train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
     )  # fmt: skip
@@ -257,24 +260,84 @@ def search(ctx: RunContext, work: Path) -> dict[str, Any]:
     return {"trials": summary["trials"], "max_latency_ms": max_ms, "chosen": summary["chosen"]}
 
 
+FINETUNED_MODEL = "model"
+
+
+def finetune(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 7: fine-tune the chosen sub-network alone (distilled from the teacher); resumes from checkpoints.
+
+    Trains inside the super-network with only the chosen sub-network active (a one-point search space), so
+    slicing, parity and export stay the same code path. The result is kept only if the held-out score does
+    not drop (`finetune.keep_if_better`); scores before and after are recorded on held-out and dev rows.
+    """
+    from eftnas_deploy.training import KDConfig
+
+    cfg = ctx.config.finetune
+    source = ctx.stage_dir(SUPERNET)
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    net = SuperNetwork.from_pretrained(str(source), task=ctx.task.model_task)
+    chosen = SubnetConfig.load(ctx.stage_dir(SEARCH) / "subnet.json").validate(net.geometry)
+    splits = {name: ctx.split(name, tokenizer) for name in ("held_out", "dev")}
+    scores = {name: {"before": evaluate(net, chosen, split)["score"]} for name, split in splits.items() if split}
+    if not cfg.enabled:
+        return {"enabled": False, "kept": False, "scores": scores}
+    teacher_model = load_teacher(str(ctx.stage_dir(TEACHER)), ctx.task) if cfg.distill else None
+    train = ctx.split("train", tokenizer)
+    out, resume = _checkpoints(work)
+    trainer = SuperNetTrainer(
+        supernet=net, search_space=SearchSpace.single(chosen), strategy="standard", teacher=teacher_model,
+        kd=KDConfig(),
+        args=training_arguments(
+            out, num_train_epochs=cfg.epochs, learning_rate=cfg.lr, warmup_ratio=cfg.warmup_ratio,
+            per_device_train_batch_size=cfg.batch_size, seed=ctx.config.seed, save_strategy="steps",
+            save_steps=ctx.config.supernet.save_steps, save_total_limit=1,
+        ),
+        train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
+    )  # fmt: skip
+    trainer.train(resume_from_checkpoint=resume)
+    shutil.rmtree(out, ignore_errors=True)
+    for name, split in splits.items():
+        if split is not None:
+            scores[name]["after"] = evaluate(net, chosen, split)["score"]
+    kept = not cfg.keep_if_better or scores["held_out"]["after"] >= scores["held_out"]["before"]
+    if kept:
+        net.save_pretrained(work / FINETUNED_MODEL)
+        tokenizer.save_pretrained(work / FINETUNED_MODEL)
+    return {"enabled": True, "kept": kept, "scores": scores, "resumed_from": resume}
+
+
+def final_weights(ctx: RunContext) -> Path:
+    """The super-network weights the chosen sub-network ships with: fine-tuned (stage 7) if kept, else stage 5's."""
+    tuned = ctx.run_dir / FINETUNE / FINETUNED_MODEL
+    return tuned if tuned.is_dir() else ctx.stage_dir(SUPERNET)
+
+
 def export(ctx: RunContext, work: Path) -> dict[str, Any]:
-    """Stage 7: the chosen sub-network's bundle (and the full model's, for the speedup), timed per runtime."""
+    """Stage 8: the chosen sub-network's bundle (and the full model's, for the speedup), timed per runtime.
+
+    Every accuracy figure (teacher, super-network, chosen in PyTorch, OpenVINO FP32 and INT8) is taken on the
+    same rows: the dev split (held-out without one), cut to `export.eval_size` rows when that is set.
+    """
     from eftnas_deploy.pipeline.deployment import benchmark_all, sliced_parity
     from exporters.bundle import ExportSource, export_bundle
 
     cfg = ctx.config.export
-    source = ctx.stage_dir(SUPERNET)
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
-    net = SuperNetwork.from_pretrained(str(source), task=ctx.task.model_task)
+    trained = ctx.stage_dir(SUPERNET)
+    tokenizer = AutoTokenizer.from_pretrained(str(trained))
+    supernet_weights = SuperNetwork.from_pretrained(str(trained), task=ctx.task.model_task)
+    weights = final_weights(ctx)
+    net = (
+        supernet_weights if weights == trained else SuperNetwork.from_pretrained(str(weights), task=ctx.task.model_task)
+    )
     net.model.eval()
     chosen = SubnetConfig.load(ctx.stage_dir(SEARCH) / "subnet.json").validate(net.geometry)
     full = SubnetConfig.full(net.geometry)
     dev = ctx.split("dev", tokenizer)
-    evaluation = dev if dev is not None else ctx.split("held_out", tokenizer)
+    evaluation = first_rows(dev if dev is not None else ctx.split("held_out", tokenizer), cfg.eval_size)
     calibration = evaluation_set = None
     if "int8" in cfg.formats:
         calibration = labeled_examples(ctx.split("train", tokenizer), cfg.calibration_size)
-        evaluation_set = labeled_examples(evaluation, cfg.eval_size)
+        evaluation_set = labeled_examples(evaluation, None)
     bundle = export_bundle(
         ExportSource.from_supernet(net, chosen, tokenizer), work / "bundle", list(cfg.formats),
         calibration=calibration, evaluation=evaluation_set, subset_size=cfg.calibration_size, overwrite=True,
@@ -288,16 +351,22 @@ def export(ctx: RunContext, work: Path) -> dict[str, Any]:
         for i, point in enumerate(points):
             subnet = SubnetConfig.from_dict(point["subnet"])
             out = work / "pareto" / f"{i:02d}"
-            export_bundle(ExportSource.from_supernet(net, subnet, tokenizer), out, ("pytorch", "onnx", "openvino"))
+            source = ExportSource.from_supernet(supernet_weights, subnet, tokenizer)
+            export_bundle(source, out, ("pytorch", "onnx", "openvino"))
             front.append({"index": i, "dir": str(out.relative_to(work)), "subnet": point["subnet"]})
     predictor = _predictor(ctx)
     threads = cfg.benchmark_threads or (predictor.table.threads if predictor else 1)
     seq_len, batch = (predictor.table.seq_len, predictor.table.batch) if predictor else (ctx.config.space.seq_len, 1)
     timings = benchmark_all(work, threads, batch, seq_len, cfg.benchmark_repeats)
+    teacher_net = SuperNetwork(load_teacher(str(ctx.stage_dir(TEACHER)), ctx.task).eval())
     accuracy = {
         "metric_split": "dev" if dev is not None else "held_out",
+        "metric": ctx.task.metric,
+        "rows": len(evaluation),
+        "teacher": evaluate(teacher_net, full, evaluation)["score"],
+        "supernet_full": evaluate(supernet_weights, full, evaluation)["score"],
         "pytorch_chosen": evaluate(net, chosen, evaluation)["score"],
-        "pytorch_full": evaluate(net, full, evaluation)["score"],
+        "weights": "fine-tuned (stage 7)" if weights != trained else "super-network (stage 5)",
         "quantization": bundle.get("quantization"),
     }
     parity = sliced_parity(net, chosen, work / "bundle") if "pytorch" in cfg.formats else None

@@ -2,14 +2,17 @@
 
 Algorithms: NSGA-II (default), random search, Klein et al.'s local search (mutate one choice of a
 random Pareto member) and MOTPE (multi-objective TPE). Every run seeds the largest, smallest and
-middle sub-networks, caches evaluations by SubnetConfig, and can resume from an SQLite storage
-without repeating evaluations. Sub-networks over the hard budget are never evaluated for accuracy
-and never returned.
+middle sub-networks, caches evaluations by SubnetConfig, and can resume from its trial log without
+repeating evaluations. Sub-networks over the hard budget are never evaluated for accuracy and never
+returned: a proposal over the budget is repaired (one random layer choice at a time steps down to the
+next smaller option until it fits) and the repaired sub-network is evaluated instead, so every trial
+counts even when a tiny part of the space is feasible.
 """
 
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +33,7 @@ ALGORITHMS = ("nsga2", "random", "local", "motpe")
 EFTNAS_POPULATION = 40
 INFEASIBLE_ACCURACY = -1.0  # told to the sampler for over-budget trials, which are never evaluated
 LOCAL_SEARCH_RANDOM_START = 10
+MIN_FEASIBLE = 10  # fewer distinct feasible sub-networks than this (or than `evals`) gets a warning
 TRIAL_ATTR = "eftnas"  # per-trial record: subnet, feasible, constraint violation
 
 
@@ -73,6 +77,9 @@ class SearchResult:
     new_evaluations: int
     trials: int
     history: list[dict[str, float]] = field(default_factory=list)
+    feasible_evaluated: int = 0  # distinct feasible sub-networks evaluated (this call and resumed ones)
+    repaired: int = 0  # proposals over the budget that were repaired in this call
+    warning: str | None = None
 
 
 def _param_names(layer: int) -> tuple[str, str]:
@@ -151,6 +158,20 @@ class _CachedAccuracy:
         return self.cache[subnet]
 
 
+def _repair(
+    params: dict[str, Any], space: SearchSpace, fits: Callable[[SubnetConfig], bool], rng: random.Random
+) -> dict[str, int] | None:
+    """Step random layer choices down to the next smaller option until the sub-network fits (None: cannot)."""
+    params = dict(params)
+    limits = _distributions(space)
+    while not fits(_decode(params, space)):
+        shrinkable = [name for name, dist in limits.items() if params[name] < dist.high]
+        if not shrinkable:
+            return None
+        params[rng.choice(shrinkable)] += 1  # choices are in descending order
+    return params
+
+
 def _local_proposal(
     front: list[ParetoPoint], n_trials: int, space: SearchSpace, rng: random.Random, seen: set[SubnetConfig]
 ) -> dict[str, int] | None:
@@ -226,6 +247,11 @@ def run_search(
     bar = tqdm(
         total=config.evals, initial=done_before, desc=f"search[{config.algorithm}]", disable=not config.show_progress
     )
+
+    def violation_of(subnet: SubnetConfig) -> float:
+        return float(constraint_fn(subnet) - config.max_cost) if config.max_cost is not None else -1.0
+
+    repaired = 0
     for _ in range(max(0, config.evals - done_before)):
         if config.algorithm == "local":
             proposal = _local_proposal(front, n_trials, space, rng, set(accuracy.cache))
@@ -233,8 +259,17 @@ def run_search(
                 study.enqueue_trial(proposal)
         trial = study.ask(distributions)
         subnet = _decode(trial.params, space)
+        violation = violation_of(subnet)
+        if violation > 0:
+            fixed = _repair(trial.params, space, lambda s: violation_of(s) <= 0, rng)
+            if fixed is not None:  # the over-budget proposal is dropped (not logged) and its repair asked instead
+                study.tell(trial, state=TrialState.FAIL)
+                study.enqueue_trial(fixed)
+                trial = study.ask(distributions)
+                subnet = _decode(trial.params, space)
+                violation = violation_of(subnet)
+                repaired += 1
         cost = float(cost_fn(subnet))
-        violation = float(constraint_fn(subnet) - config.max_cost) if config.max_cost is not None else -1.0
         feasible = violation <= 0
         value = accuracy(subnet) if feasible else INFEASIBLE_ACCURACY
         # One attribute write per trial: each write is a storage transaction.
@@ -252,6 +287,14 @@ def run_search(
         bar.set_postfix(best=f"{best:.4f}", hv=f"{hv:.4f}")
         bar.update()
     bar.close()
+    feasible_evaluated = len(accuracy.cache)
+    warning = None
+    if feasible_evaluated < min(MIN_FEASIBLE, config.evals):
+        warning = (
+            f"only {feasible_evaluated} distinct feasible sub-network(s) evaluated in {n_trials} trials: the budget "
+            "leaves little of the space; consider a looser budget or a space with smaller choices"
+        )
+        warnings.warn(warning, stacklevel=2)
     return SearchResult(
         points=points,
         front=front,
@@ -260,4 +303,7 @@ def run_search(
         new_evaluations=accuracy.calls,
         trials=n_trials,
         history=history,
+        feasible_evaluated=feasible_evaluated,
+        repaired=repaired,
+        warning=warning,
     )

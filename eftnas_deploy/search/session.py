@@ -141,6 +141,9 @@ def search_supernet(
         "chosen_index": [p.subnet for p in result.front].index(chosen.subnet),
         "full_network": {"accuracy": full_point.accuracy, "cost": full_point.cost},
         "front_size": len(result.front),
+        "feasible_evaluated": result.feasible_evaluated,
+        "repaired_proposals": result.repaired,
+        "warning": result.warning,
     }
     write_json(out_dir / "search_summary.json", summary)
     return summary

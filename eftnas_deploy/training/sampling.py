@@ -10,6 +10,7 @@ from eftnas_deploy.space import SearchSpace
 from eftnas_deploy.subnet import SubnetConfig
 
 STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
+DISTILL_SOURCES = ("teacher", "largest")  # whom the "student" sub-networks follow when a teacher is given
 
 # Roles: "task" trains on the task loss (or the external teacher); "teacher" does the same and its detached
 # outputs become the in-place teacher of the following "student" sub-networks of the step.

@@ -18,6 +18,8 @@ DEFAULTS: dict[str, Any] = dict(
     save_strategy="no",
     report_to="none",
     dataloader_num_workers=0,
+    # Batches of similar lengths: with dynamic padding, a random batch of SST-2 pads 13-token sentences to ~40.
+    group_by_length=True,
     disable_tqdm=False,
     seed=0,
 )

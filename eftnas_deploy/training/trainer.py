@@ -12,16 +12,18 @@ from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.errors import EftnasError
 from eftnas_deploy.space import SearchSpace
 from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of
-from eftnas_deploy.training.sampling import SubnetSampler
+from eftnas_deploy.training.sampling import DISTILL_SOURCES, SubnetSampler
 
 
 class SuperNetTrainer(Trainer):
     """Trains `supernet.model` with a sub-network strategy (see `SubnetSampler`).
 
     Each step runs the planned sub-networks on the same batch; their gradients are accumulated
-    (one backward each) and the optimizer steps once. With `teacher`, task losses become
-    `kd.task_weight * task + kd.distill_weight * T^2 KL` against the external teacher; "student"
-    sub-networks of the kd/full strategies distil from the largest sub-network's detached outputs.
+    (one backward each) and the optimizer steps once. With `teacher` (the fine-tuned model),
+    losses become `kd.task_weight * task + kd.distill_weight * T^2 KL` against it. `distill_from`
+    says whom the "student" sub-networks of the kd/full strategies follow: "teacher" (every
+    sub-network distils from the external teacher; the default when one is given) or "largest"
+    (in-place distillation from the largest sub-network's detached outputs, as without a teacher).
     Logging, checkpoints, resume, mixed precision and torchrun come from `Trainer`.
     """
 
@@ -35,11 +37,14 @@ class SuperNetTrainer(Trainer):
         teacher: PreTrainedModel | None = None,
         kd: KDConfig | None = None,
         sampling_seed: int | None = None,
+        distill_from: str = "teacher",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("model", supernet.model)
         if kwargs["model"] is not supernet.model:
             raise EftnasError("model: SuperNetTrainer trains supernet.model; do not pass another model")
+        if distill_from not in DISTILL_SOURCES:
+            raise EftnasError(f"distill_from: {distill_from!r} is not one of {DISTILL_SOURCES}")
         super().__init__(*args, **kwargs)
         search_space.validate(supernet.geometry)
         self.supernet = supernet
@@ -48,6 +53,7 @@ class SuperNetTrainer(Trainer):
         )
         self.kd = kd or KDConfig()
         self.teacher = teacher
+        self.distill_from = distill_from if teacher is not None else "largest"
         if teacher is not None:
             self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
         self.regression = getattr(supernet.model.config, "problem_type", None) == "regression" or (
@@ -106,7 +112,7 @@ class SuperNetTrainer(Trainer):
         loss = outputs.loss
         if model.training:
             student = logits_of(outputs)
-            if self._role == "student" and self._inplace_logits is not None:
+            if self._role == "student" and self.distill_from == "largest" and self._inplace_logits is not None:
                 loss = kd_loss(loss, student, self._inplace_logits, self.kd, self.regression)
             elif self._teacher_logits is not None:
                 loss = kd_loss(loss, student, self._teacher_logits, self.kd, self.regression)
