@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--train-file", "--train", dest="train_file", help="local .tsv/.csv/.json(l) training file (or the hub dataset)"
     )
     p.add_argument("--columns", help="column mapping, e.g. 'sentence=text,label=target' or 'label=0,sentence1=3'")
-    p.add_argument("--criterion", default="movement", choices=("movement", "taylor", "magnitude"))
+    p.add_argument("--criterion", default="taylor", choices=("taylor", "movement", "magnitude"), help="default: taylor")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: --epochs passes)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--lr", type=float, default=5e-5)

@@ -18,6 +18,7 @@ from eftnas_deploy.evaluation import evaluate
 from eftnas_deploy.io import atomic_output_dir, check_output_dir, write_json
 from eftnas_deploy.space import SearchSpace
 from eftnas_deploy.training import (
+    DISTILL_SOURCES,
     STRATEGIES,
     KDConfig,
     SuperNetTrainer,
@@ -47,7 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     supernet.add_argument("--search-space", help="search_space.json (default: every head count, 8 FFN widths)")
     supernet.add_argument("--strategy", default="full", choices=STRATEGIES)
     supernet.add_argument("--num-random", type=int, default=1, help="random sub-networks per step (k)")
-    supernet.add_argument("--teacher", help="fine-tuned teacher directory for external-teacher KD")
+    supernet.add_argument("--teacher", help="fine-tuned teacher directory for external-teacher KD (recommended)")
+    supernet.add_argument(
+        "--distill-from", default="teacher", choices=DISTILL_SOURCES,
+        help="with --teacher: every sub-network follows it (teacher), or students follow the largest (largest)",
+    )  # fmt: skip
     supernet.add_argument("--kd-temperature", type=float, default=2.0)
     supernet.add_argument("--kd-task-weight", type=float, default=0.1)
     supernet.add_argument("--kd-distill-weight", type=float, default=0.9)
@@ -150,6 +155,7 @@ def run_supernet(args: argparse.Namespace) -> int:
         num_random=args.num_random,
         teacher=teacher,
         kd=KDConfig(args.kd_temperature, args.kd_task_weight, args.kd_distill_weight),
+        distill_from=args.distill_from,
         args=training_arguments(checkpoints, **_trainer_kwargs(args), **save),
         train_dataset=train.features,
         data_collator=collator_for(train, tokenizer),

@@ -111,7 +111,8 @@ def plot_front(path: Path, pareto: dict, figures: dict, measured_lut: list[dict]
     budget = figures["budget"].get("latency")
     if budget is not None:
         ax.axvline(budget, ls="--", c="tab:green", label=f"budget {budget:.3g} ms")
-    ax.set(xlabel="latency (ms)", ylabel="held-out accuracy", title="Accuracy vs latency")
+    metric = figures["accuracy"].get("metric", "score")
+    ax.set(xlabel="latency (ms)", ylabel=f"held-out {metric}", title=f"{metric.capitalize()} vs latency")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
