@@ -40,13 +40,16 @@ def collator_for(split: PreparedSplit, tokenizer: PreTrainedTokenizerBase):
 
 
 def training_batches(split: PreparedSplit, tokenizer: PreTrainedTokenizerBase, batch_size: int = 32, seed: int = 0):
-    """A seeded, shuffled DataLoader of padded training batches (dicts of tensors with labels)."""
-    from torch.utils.data import DataLoader
+    """A seeded DataLoader of padded training batches (dicts of tensors with labels), grouped by length.
 
-    return DataLoader(
-        split.features.with_format("torch"),
-        batch_size=batch_size,
-        shuffle=True,
-        collate_fn=collator_for(split, tokenizer),
-        generator=torch.Generator().manual_seed(seed),
-    )
+    Batches hold rows of similar length in a random order (HF's LengthGroupedSampler, as `group_by_length`
+    in the Trainer): with dynamic padding a random SST-2 batch pads 13-token rows to ~50, 4x the compute.
+    """
+    from torch.utils.data import DataLoader
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    generator = torch.Generator().manual_seed(seed)
+    features = split.features.with_format("torch")
+    lengths = [len(ids) for ids in split.features["input_ids"]]
+    sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
+    return DataLoader(features, batch_size=batch_size, sampler=sampler, collate_fn=collator_for(split, tokenizer))
