@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from transformers import AutoTokenizer
-from transformers.trainer_utils import get_last_checkpoint
 
+from eftnas_deploy.checkpoints import last_complete_checkpoint
 from eftnas_deploy.data import get_task, held_out_split, load_split, prepare_split
 from eftnas_deploy.data.loading import parse_columns
 from eftnas_deploy.elastic import SuperNetwork
@@ -156,7 +156,7 @@ def run_supernet(args: argparse.Namespace) -> int:
         processing_class=tokenizer,
     )
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(checkpoints)) if args.resume else None)
+    trainer.train(resume_from_checkpoint=last_complete_checkpoint(checkpoints) if args.resume else None)
     wall = round(time.perf_counter() - start, 1)
     scores = {name: evaluate(supernet, s, held_out) for name, s in _corners(space).items()}
     with atomic_output_dir(args.out, overwrite=True if args.resume else args.overwrite) as out:

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoTokenizer, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
+from eftnas_deploy.checkpoints import last_complete_checkpoint
 from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.evaluation import evaluate
 from eftnas_deploy.geometry import ModelGeometry
@@ -52,7 +52,7 @@ LUT_FILE = "lut.json"
 def _checkpoints(work: Path) -> tuple[Path, str | None]:
     """The Trainer output dir inside `work` and its last checkpoint (None on a fresh start)."""
     path = work / "checkpoints"
-    return path, get_last_checkpoint(str(path)) if path.is_dir() else None
+    return path, last_complete_checkpoint(path)
 
 
 def _full_score(model, split) -> float | None:
