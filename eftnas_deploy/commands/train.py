@@ -7,8 +7,6 @@ import shutil
 import time
 from pathlib import Path
 
-from transformers import AutoTokenizer
-
 from eftnas_deploy.checkpoints import last_complete_checkpoint
 from eftnas_deploy.data import get_task, held_out_split, load_split, prepare_split
 from eftnas_deploy.data.loading import parse_columns
@@ -16,6 +14,7 @@ from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.errors import EftnasError
 from eftnas_deploy.evaluation import evaluate
 from eftnas_deploy.io import atomic_output_dir, check_output_dir, write_json
+from eftnas_deploy.sources import load_tokenizer
 from eftnas_deploy.space import SearchSpace
 from eftnas_deploy.training import (
     STRATEGIES,
@@ -85,7 +84,7 @@ def _tokenizer(args: argparse.Namespace):
     source = args.tokenizer or args.model
     if not source:
         raise EftnasError("tokenizer: pass --tokenizer (a model trained from scratch has none)")
-    return AutoTokenizer.from_pretrained(source)
+    return load_tokenizer(source, "tokenizer" if args.tokenizer else "model")
 
 
 def run_teacher(args: argparse.Namespace) -> int:
