@@ -131,7 +131,6 @@ def lut(ctx: RunContext, work: Path) -> dict[str, Any]:
     """Stage 4: a latency LUT measured on this CPU for the space's widths, or a target device's file, checked."""
     from latency_lut.measure import TimingSettings, build_lut
     from latency_lut.runtime import PRECISIONS, RuntimeSpec
-    from latency_lut.table import LatencyTable
     from latency_lut.validate import plot_validation, sample_across_cost, validate_luts
 
     cfg = ctx.config.lut
@@ -141,8 +140,9 @@ def lut(ctx: RunContext, work: Path) -> dict[str, Any]:
     search_space = SearchSpace.load(source / "search_space.json").validate(geometry)
     timing = TimingSettings(cfg.warmup, cfg.repeats, cfg.min_time_s, cfg.stack)
     if cfg.file:
-        table = LatencyTable.load(cfg.file, allow_approximate=cfg.allow_approximate, geometry=geometry)
-        origin = {"source": "file", "file": str(Path(cfg.file).resolve())}
+        from eftnas_deploy.pipeline.preflight import load_lut_file
+
+        table, origin = load_lut_file(ctx.config, geometry)
     elif cfg.measure:
         spec = RuntimeSpec(cfg.runtime, cfg.threads, cfg.precision or PRECISIONS[cfg.runtime][0])
         table = build_lut(
