@@ -79,6 +79,7 @@ def w(tmp_path_factory):
         "outside": {"heads": [4, 3, 4], "ffn": [128, 128, 100]},
         "dropped": {"heads": [0, 0, 0], "ffn": [0, 0, 0]},
         "two_layers": {"heads": [4, 4], "ffn": [128, 128]},
+        "too_wide": {"heads": [9, 4, 4], "ffn": [128, 128, 128]},
     }
     for name, subnet in subnets.items():
         p[f"subnet_{name}"] = root / f"subnet_{name}.json"
@@ -87,6 +88,10 @@ def w(tmp_path_factory):
     p["truncated_json"].write_text(json.dumps([subnets["full"]] * 3)[:40])
     p["pickle"] = root / "lut.pkl.json"
     p["pickle"].write_bytes(pickle.dumps({"not": "json"}))
+    p["space_strings"] = root / "space_strings.json"
+    p["space_strings"].write_text(json.dumps({"heads": [["four", 2]] * 3, "ffn": [[128, 64]] * 3}))
+    p["space_big"] = root / "space_big.json"
+    SearchSpace(heads=[[8, 4]] * 3, ffn=[[128, 64]] * 3).save(p["space_big"])
     p["pareto"] = root / "pareto.json"
     p["pareto"].write_text(json.dumps({"points": [{"subnet": subnets["full"]}]}))
 
@@ -257,6 +262,9 @@ CASES = [
     ("lut-validate-pickle", lambda w, o: ["lut", "validate", "--lut", str(w["pickle"])], ["lut:", "not a JSON file"]),
     ("lut-measure-zero-threads", lambda w, o: ["lut", "measure", "--model", str(w["supernet"]), "--threads", "0",
                                                "--out", str(o / "lut.json")], ["threads:"]),
+    ("lut-measure-threads-beyond-cores", lambda w, o: ["lut", "measure", "--model", str(w["supernet"]),
+                                                       "--threads", "4096", "--out", str(o / "lut.json")],
+     ["threads: 4096 threads asked"]),
     ("lut-measure-seq-len-beyond", lambda w, o: ["lut", "measure", "--model", str(w["supernet"]), "--seq-len", "128",
                                                  "--out", str(o / "lut.json")], ["seq_len: 128"]),
     ("lut-measure-existing-out", lambda w, o: ["lut", "measure", "--model", str(w["supernet"]),
@@ -305,6 +313,55 @@ CASES = [
     ("run-vocab-smaller-than-tokenizer", lambda w, o: _run(w, o, "--set", "model.from_config.vocab_size=50"),
      ["model.tokenizer:", "vocab_size (50)"]),
     ("run-second-writer", lambda w, o: _run(w, o), ["out:", "in use by another"]),
+    # more of each command
+    ("run-set-without-equals", lambda w, o: _run(w, o, "--set", "search.evals"), ["set:", "section.key=value"]),
+    ("run-set-unknown-key", lambda w, o: _run(w, o, "--set", "search.evalz=3"), ["search.evalz: unknown key"]),
+    ("run-set-wrong-type", lambda w, o: _run(w, o, "--set", "teacher.epochs=three"), ["teacher.epochs: expected"]),
+    ("run-missing-config", lambda w, o: ["run", "--config", str(w["root"] / "no.yaml")], ["config:", "does not exist"]),
+    ("run-unknown-task", lambda w, o: _run(w, o, "--task", "sst3"), ["data.task:", "'sst3'"]),
+    ("export-sliced-not-sliced", lambda w, o: ["export", "--sliced", str(w["supernet"]), "--formats", "onnx",
+                                               "--out", str(o)], ["model:", "not a sliced"]),
+    ("export-truncated-pareto", lambda w, o: ["export", "--supernet", str(w["supernet"]), "--pareto",
+                                              str(w["truncated_json"]), "--index", "0", "--out", str(o)],
+     ["pareto:", "not valid JSON"]),
+    ("export-missing-calibration-file", lambda w, o: _export(w, o, "full", "--formats", "int8", "--calibration-file",
+                                                             str(w["root"] / "none.tsv")),
+     ["calibration-file:", "does not exist"]),
+    ("export-calibration-without-label-column", lambda w, o: _export(w, o, "full", "--formats", "int8",
+                                                                     "--calibration-file", str(w["train"]),
+                                                                     "--label-column", "target"), ["target:"]),
+    ("search-truncated-space", lambda w, o: _search(w, o, "--search-space", str(w["truncated_json"])),
+     ["search-space:", "not valid JSON"]),
+    ("search-space-of-strings", lambda w, o: _search(w, o, "--search-space", str(w["space_strings"])),
+     ["layer 0: heads choices must be integers"]),
+    ("search-population-one", lambda w, o: _search(w, o, "--population", "1"), ["population:"]),
+    ("search-negative-delta", lambda w, o: _search(w, o, "--delta", "-1"), ["delta:"]),
+    ("search-nan-budget", lambda w, o: _search(w, o, "--max-macs", "nan"), ["max-macs:", "finite"]),
+    ("space-reversed-range", lambda w, o: ["space", "--model", str(w["supernet"]), "--importance",
+                                           str(w["pickle"]), "--fraction-range", "0.9", "0.1", "--out", str(o)],
+     ["fraction-range:"]),
+    ("space-importance-not-safetensors", lambda w, o: ["space", "--model", str(w["supernet"]), "--importance",
+                                                       str(w["pickle"]), "--fraction-range", "0.3", "0.9",
+                                                       "--out", str(o)], ["importance:", "not a safetensors"]),
+    ("teacher-unknown-task", lambda w, o: ["train-teacher", "--task", "sst3", "--train-file", str(w["train"]),
+                                           "--model", str(w["supernet"]), "--out", str(o)], ["task:", "'sst3'"]),
+    ("teacher-bad-columns", lambda w, o: _teacher(w, o, "--columns", "sentence"), ["columns:"]),
+    ("teacher-missing-column", lambda w, o: _teacher(w, o, "--columns", "sentence=text"), ["columns:", "text"]),
+    ("teacher-unsupported-extension", lambda w, o: ["train-teacher", "--task", "sst2", "--train-file",
+                                                    str(w["file"]), "--model", str(w["supernet"]), "--out", str(o)],
+     ["data file:", "extension"]),
+    ("supernet-space-other-model", lambda w, o: _supernet(w, o, "train", "--search-space", str(w["space_big"])),
+     ["layer 0:", "model has 4"]),
+    ("lut-measure-space-other-model", lambda w, o: ["lut", "measure", "--model", str(w["supernet"]), "--seq-len",
+                                                    "32", "--search-space", str(w["space_big"]), "--out",
+                                                    str(o / "lut.json")], ["layer 0:", "model has 4"]),
+    ("lut-measure-bad-precision", lambda w, o: ["lut", "measure", "--model", str(w["supernet"]), "--seq-len", "32",
+                                                "--precision", "int4", "--out", str(o / "lut.json")], ["precision:"]),
+    ("benchmark-format-not-exported", lambda w, o: _bench(w, "bundle_ok", "--format", "int8", "--runtime",
+                                                          "openvino"), ["format:", "no int8 export"]),
+    ("benchmark-artifact-missing", lambda w, o: _bench(w, "bundle_ok"), ["format:", "is missing"]),
+    ("cost-subnet-too-wide", lambda w, o: ["cost", "--model", str(w["supernet"]), "--subnet",
+                                           str(w["subnet_too_wide"])], ["layer 0: 9 heads requested"]),
     # demo
     ("demo-out-is-a-file", lambda w, o: ["demo", "--out", str(w["file"])], ["out:", "not a directory"]),
     ("demo-foreign-dir", lambda w, o: ["demo", "--out", str(w["foreign"])], ["out:", "not empty"]),

@@ -83,6 +83,13 @@ def run_measure(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise OutputDirError(f"out: {out} exists; pass --overwrite to replace it")
+    from eftnas_deploy.pipeline.preflight import usable_cores
+
+    if args.threads > usable_cores():
+        raise EftnasError(
+            f"threads: {args.threads} threads asked, this machine has {usable_cores()} usable core(s); "
+            "a LUT is measured on the CPU it is for, at a thread count it can run"
+        )
     spec = RuntimeSpec(args.runtime, args.threads, args.precision or PRECISIONS[args.runtime][0])
     config, geometry = load_model_config(args.model, args.task, args.seq_len)
     space = SearchSpace.load(args.search_space) if args.search_space else None
