@@ -36,7 +36,7 @@ def exclusive_dir(path: str | Path, what: str = "out") -> Iterator[Path]:
         finally:
             _held[path] -= 1
         return
-    created = not path.exists()
+    created = [p for p in (path, *path.parents) if not p.exists()]  # innermost first
     path.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path / LOCK_FILE), timeout=0, is_singleton=False)
     try:
@@ -56,6 +56,7 @@ def exclusive_dir(path: str | Path, what: str = "out") -> Iterator[Path]:
         with suppress(OSError):
             os.unlink(path / LOCK_FILE)
         lock.release()
-        if created and not ok:
-            with suppress(OSError):
-                path.rmdir()  # only if empty: a failed first call leaves nothing behind
+        if not ok:  # a failed call leaves no directory it created behind (rmdir only removes empty ones)
+            for directory in created:
+                with suppress(OSError):
+                    directory.rmdir()

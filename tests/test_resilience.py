@@ -81,10 +81,10 @@ def test_reentrant_lock_and_a_failed_first_call_leaves_nothing(tmp_path):
     with exclusive_dir(out), exclusive_dir(out):  # the pipeline re-takes the demo's lock
         pass
     assert out.is_dir() and not any(out.iterdir())
-    fresh = tmp_path / "fresh"
+    fresh = tmp_path / "fresh" / "nested" / "run"
     with pytest.raises(RuntimeError), exclusive_dir(fresh):
         raise RuntimeError("bad input")
-    assert not fresh.exists()
+    assert not (tmp_path / "fresh").exists()
 
 
 # The demo's data generation, killed with SIGKILL after the TSV files and before the tokenizer.
