@@ -7,6 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from eftnas_deploy.commands.checks import check_arguments
 from eftnas_deploy.errors import EftnasError
 
 # Modules that define subcommands; each has `register(subparsers)` and sets `func` on its parser.
@@ -42,10 +43,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_arguments(args)
         return int(args.func(args) or 0)
-    except (EftnasError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (EftnasError, OSError) as exc:
+        # Bad input (EftnasError), a missing or unreadable file (OSError): one line, no traceback.
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, EftnasError):
+        return str(exc)  # worded for the user (a multi-problem config error lists one problem per line)
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, FileNotFoundError) else f"{text} ({type(exc).__name__})"
 
 
 if __name__ == "__main__":

@@ -143,4 +143,5 @@ class SuperNetwork:
     def from_pretrained(cls, directory: str, task: str = "text-classification", **kwargs: Any) -> SuperNetwork:
         from eftnas_deploy.models import load_model
 
-        return cls(load_model(directory, task=task, **kwargs))
+        kwargs.setdefault("what", "supernet")
+        return cls(load_model(directory, task=task, strict_task=True, **kwargs))

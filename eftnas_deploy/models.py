@@ -8,7 +8,6 @@ from typing import Any
 
 from torch import nn
 from transformers import (
-    AutoConfig,
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -63,17 +62,41 @@ def build_model(model_type: str = "bert", task: str = "text-classification", **c
     return MODEL_CLASSES[(model_type, task)](config)
 
 
-def load_model(name_or_path: str, task: str = "text-classification", **kwargs: Any) -> PreTrainedModel:
-    """Load a pretrained BERT/RoBERTa model (hub name or local directory) for a task."""
+def load_model(
+    name_or_path: str,
+    task: str = "text-classification",
+    *,
+    what: str = "model",
+    strict_task: bool = False,
+    **kwargs: Any,
+) -> PreTrainedModel:
+    """Load a pretrained BERT/RoBERTa model (hub name or local directory) for a task.
+
+    Errors name `what` (the flag or config field the path came from). `strict_task` refuses a model whose
+    trained head is for another task instead of attaching a new, random head.
+    """
+    from eftnas_deploy.sources import check_task_head, load_error, model_config
+
     _check_task(task)
-    config = AutoConfig.from_pretrained(name_or_path, **{k: v for k, v in kwargs.items() if k == "num_labels"})
+    config = model_config(name_or_path, what, **{k: v for k, v in kwargs.items() if k == "num_labels"})
     if config.model_type not in CONFIG_CLASSES:
         raise EftnasError(f"model_type: {config.model_type!r} is not supported (expected bert or roberta)")
-    if getattr(config, "eftnas_subnet", None):
-        from eftnas_deploy.slicing import load_sliced
+    if strict_task:
+        check_task_head(config, task, name_or_path)
+    try:
+        if getattr(config, "eftnas_subnet", None):
+            from eftnas_deploy.slicing import load_sliced
 
-        return load_sliced(name_or_path)
-    return AUTO_CLASSES[task].from_pretrained(name_or_path, **kwargs)
+            return load_sliced(name_or_path)
+        return AUTO_CLASSES[task].from_pretrained(name_or_path, **kwargs)
+    except EftnasError:
+        raise
+    except (OSError, RuntimeError, ValueError, EOFError) as exc:
+        raise load_error(exc, name_or_path, what) from None
+    except Exception as exc:  # safetensors' SafetensorError derives from Exception only
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise load_error(exc, name_or_path, what) from None
 
 
 def encoder_layers(model: PreTrainedModel) -> Sequence[nn.Module]:

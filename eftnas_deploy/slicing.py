@@ -67,12 +67,46 @@ def slice_subnet(source: SuperNetwork | PreTrainedModel, subnet: SubnetConfig) -
     config.eftnas_subnet = subnet.to_dict()
     config.eftnas_parent = geometry.to_dict()
     config.architectures = [cls.__name__]
-    config.auto_map = {AUTO_CLASSES[task].__name__: f"{Path(MODELING_FILE).stem}.{cls.__name__}"}
+    config.auto_map = own_auto_map(cls, task)
     dense = cls(config)
     dense.load_state_dict(sliced_state_dict(model, subnet, geometry), strict=True)
     dense.to(next(model.parameters()).dtype)
     dense.eval()
     return dense
+
+
+def own_auto_map(cls: type, task: str) -> dict[str, str]:
+    """The only `auto_map` a sliced model may carry: the toolkit's own modeling file, copied beside the weights."""
+    return {AUTO_CLASSES[task].__name__: f"{Path(MODELING_FILE).stem}.{cls.__name__}"}
+
+
+def _own_class(config: Any) -> type | None:
+    by_name = {cls.__name__: cls for cls in modeling_eftnas.DENSE_CLASSES.values()}
+    return by_name.get((getattr(config, "architectures", None) or [""])[0])
+
+
+def check_auto_map(directory: str | Path, config: Any) -> None:
+    """Refuse a sliced directory whose config (or tokenizer config) names code other than the toolkit's own.
+
+    Exporters load sliced models with `trust_remote_code=True`; a directory from elsewhere must not be able
+    to make them import (or download) the code its `auto_map` names.
+    """
+    directory = Path(directory)
+    auto_map = getattr(config, "auto_map", None)
+    cls = _own_class(config)
+    allowed = [own_auto_map(cls, task) for task in AUTO_CLASSES] if cls is not None else []
+    if auto_map and auto_map not in allowed:
+        raise EftnasError(
+            f"auto_map: {directory / 'config.json'} names code that is not the toolkit's ({auto_map}); "
+            "refusing to load it (slice the super-network again with `eftnas-deploy slice`)"
+        )
+    tokenizer_config = directory / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        from eftnas_deploy.io import read_json
+
+        data = read_json(tokenizer_config, "tokenizer")
+        if isinstance(data, dict) and data.get("auto_map"):
+            raise EftnasError(f"auto_map: {tokenizer_config} names tokenizer code ({data['auto_map']}); refusing it")
 
 
 def save_sliced(
@@ -85,6 +119,11 @@ def save_sliced(
     """Write a sliced model as an HF directory (safetensors + modeling file), atomically."""
     if not getattr(dense.config, "eftnas_subnet", None):
         raise EftnasError("model: not a sliced sub-network (config.eftnas_subnet is missing)")
+    cls = _own_class(dense.config)
+    if cls is None or not isinstance(dense, cls):
+        raise EftnasError(f"model: {type(dense).__name__} is not one of the toolkit's sliced model classes")
+    # Whatever the model was loaded from, the written directory only ever points at the toolkit's own code.
+    dense.config.auto_map = own_auto_map(cls, task_of_dense(dense))
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         dense.save_pretrained(tmp, safe_serialization=True)
         shutil.copyfile(modeling_eftnas.__file__, tmp / MODELING_FILE)
@@ -108,4 +147,13 @@ def load_sliced(directory: str | Path, **kwargs: Any) -> PreTrainedModel:
     arch = (config.architectures or [""])[0]
     if arch not in by_name:
         raise EftnasError(f"architectures: {arch!r} is not one of {sorted(by_name)}")
+    check_auto_map(directory, config)
     return by_name[arch].from_pretrained(directory, **kwargs)
+
+
+def task_of_dense(dense: PreTrainedModel) -> str:
+    """The task of a sliced model class."""
+    for (_, task), cls in modeling_eftnas.DENSE_CLASSES.items():
+        if isinstance(dense, cls):
+            return task
+    raise EftnasError(f"model: {type(dense).__name__} is not a sliced model class")

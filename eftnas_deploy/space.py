@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ FORMAT_VERSION = 1
 def _choices(values: Any, field_name: str, layer: int) -> tuple[int, ...]:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise SearchSpaceError(f"layer {layer}: {field_name} choices must be a list of integers")
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in values):
+        raise SearchSpaceError(f"layer {layer}: {field_name} choices must be integers, got {list(values)}")
     out = sorted({int(v) for v in values}, reverse=True)
     if not out:
         raise SearchSpaceError(f"layer {layer}: {field_name} has no choices")
@@ -124,8 +127,6 @@ class SearchSpace:
 
     @classmethod
     def load(cls, path: str | Path) -> SearchSpace:
-        try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as exc:
-            raise SearchSpaceError(f"search space {path}: not valid JSON ({exc})") from exc
-        return cls.from_dict(data)
+        from eftnas_deploy.io import read_json
+
+        return cls.from_dict(read_json(path, "search-space"))

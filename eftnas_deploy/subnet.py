@@ -117,7 +117,9 @@ class SubnetConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> SubnetConfig:
-        return cls.from_json(Path(path).read_text())
+        from eftnas_deploy.io import read_json
+
+        return cls.from_dict(read_json(path, "subnet"))
 
     def __str__(self) -> str:
         return f"SubnetConfig(heads={list(self.heads)}, ffn={list(self.ffn)})"

@@ -33,9 +33,20 @@ def artifact_of(bundle: str | Path, runtime: str, variant: str = "fp32") -> Path
     fmt, file = VARIANTS[(runtime, variant)]
     if fmt not in manifest["formats"]:
         raise EftnasError(f"format: bundle {bundle} has no {fmt} export (it has {sorted(manifest['formats'])})")
-    path = Path(bundle) / manifest["formats"][fmt]["dir"] / file
+    path = inside_bundle(bundle, manifest["formats"][fmt].get("dir"), f"formats.{fmt}.dir") / file
     if not path.is_file():
         raise EftnasError(f"format: {path} is missing (export with the option that writes it)")
+    return path
+
+
+def inside_bundle(bundle: str | Path, relative: object, field: str) -> Path:
+    """`bundle/relative`, refused unless it stays inside the bundle (no absolute path, `..` or symlink out)."""
+    root = Path(bundle).resolve()
+    if not isinstance(relative, str) or not relative or Path(relative).is_absolute() or ".." in Path(relative).parts:
+        raise EftnasError(f"{field}: {relative!r} in {Path(bundle) / 'bundle.json'} must be a path inside the bundle")
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise EftnasError(f"{field}: {relative!r} in {Path(bundle) / 'bundle.json'} leads outside the bundle")
     return path
 
 
@@ -71,7 +82,7 @@ def benchmark_bundle(
     runtime: str = "onnxruntime",
     threads: int = 1,
     batch: int = 1,
-    seq_len: int = 128,
+    seq_len: int | None = None,
     precision: str = "default",
     variant: str = "fp32",
     warmup: int = 10,
@@ -79,9 +90,21 @@ def benchmark_bundle(
 ) -> dict[str, Any]:
     """Time one artifact of a bundle; the result names the sub-network, MACs, precision and CPU."""
     manifest = read_manifest(bundle)
+    geometry = manifest.get("parent_geometry")
+    if not isinstance(geometry, dict) or "vocab_size" not in geometry:
+        raise EftnasError(f"bundle: {Path(bundle) / 'bundle.json'} has no parent_geometry (not a complete bundle)")
+    vocab = geometry["vocab_size"]
+    positions = geometry.get("max_position_embeddings")
+    if positions is not None:
+        limit = positions - (2 if geometry.get("model_type") == "roberta" else 0)
+        seq_len = seq_len or min(128, limit)
+        if not 1 <= seq_len <= limit:
+            raise EftnasError(
+                f"seq-len: {seq_len} does not fit the model's {positions} position embeddings (at most {limit})"
+            )
+    seq_len = seq_len or 128
     path = artifact_of(bundle, runtime, variant)
     spec = runtime_spec(runtime, threads, precision)
-    vocab = manifest["parent_geometry"]["vocab_size"]
     result = benchmark_model(path, spec, batch, seq_len, vocab, warmup, repeats)
     if variant == "int8":
         result["precision"] = f"int8 (other ops {result['precision']})"

@@ -162,6 +162,9 @@ def _write_meta(directory: Path, meta: dict[str, Any]) -> None:
 def read_manifest(bundle: str | Path) -> dict[str, Any]:
     """bundle.json of a bundle directory."""
     manifest = read_json(Path(bundle) / MANIFEST, "bundle")
-    if not isinstance(manifest, dict) or "formats" not in manifest:
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("formats"), dict):
         raise EftnasError(f"bundle: {bundle}/{MANIFEST} is not an eftnas-deploy bundle manifest")
+    for name, entry in manifest["formats"].items():
+        if not isinstance(entry, dict):
+            raise EftnasError(f"formats.{name}: {bundle}/{MANIFEST} has no object for this format")
     return manifest

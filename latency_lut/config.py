@@ -30,10 +30,18 @@ def load_model_config(source: str | Path, task: str | None, seq_len: int) -> tup
     return config, geometry
 
 
-def check_seq_len(geometry: ModelGeometry, seq_len: int) -> None:
+def max_seq_len(geometry: ModelGeometry) -> int:
+    """The longest input the model's position embeddings allow."""
     reserved = 2 if geometry.model_type == "roberta" else 0  # RoBERTa positions start after the padding index
-    if seq_len < 1 or seq_len + reserved > geometry.max_position_embeddings:
-        raise EftnasError(f"seq_len: {seq_len} does not fit max_position_embeddings {geometry.max_position_embeddings}")
+    return geometry.max_position_embeddings - reserved
+
+
+def check_seq_len(geometry: ModelGeometry, seq_len: int, what: str = "seq_len") -> None:
+    if seq_len < 1 or seq_len > max_seq_len(geometry):
+        raise EftnasError(
+            f"{what}: {seq_len} does not fit the model's max_position_embeddings {geometry.max_position_embeddings} "
+            f"(at most {max_seq_len(geometry)})"
+        )
 
 
 def config_from_geometry(geometry: ModelGeometry) -> PretrainedConfig:

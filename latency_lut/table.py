@@ -17,7 +17,7 @@ import numpy as np
 
 from eftnas_deploy.errors import EftnasError
 from eftnas_deploy.geometry import ModelGeometry
-from eftnas_deploy.io import read_json, write_json
+from eftnas_deploy.io import write_json
 
 FORMAT_VERSION = 1
 BLOCK_KINDS = ("attention", "ffn")
@@ -197,7 +197,16 @@ class LatencyTable:
     @classmethod
     def load(cls, path: str | Path, allow_approximate: bool = False, **asked: Any) -> LatencyTable:
         """Read a LUT file and check it against what is asked (geometry, runtime, threads, seq_len, ...)."""
-        return cls.from_dict(read_json(path, what="lut")).check(allow_approximate=allow_approximate, **asked)
+        from latency_lut.target import read_lut
+
+        return read_lut(path).check(allow_approximate=allow_approximate, **asked)
+
+    def fingerprint(self) -> str:
+        """A hash of the LUT's content: what a search's trial log records to notice another LUT on resume."""
+        import hashlib
+        import json
+
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def default_metadata(extra: dict[str, Any] | None = None) -> dict[str, Any]:

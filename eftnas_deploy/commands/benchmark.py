@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", default="onnxruntime", choices=RUNTIMES)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--seq-len", type=int, default=None, help="default: 128, or the model's maximum if shorter")
     p.add_argument("--precision", default="default", help="f32, bf16, f16 or default (OpenVINO); ORT runs fp32")
     p.add_argument("--format", default="fp32", choices=("fp32", "int8", "optimized"), help="which artifact")
     p.add_argument("--warmup", type=int, default=10)

@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eftnas_deploy.io import check_output_dir
+from eftnas_deploy.errors import OutputDirError
+from eftnas_deploy.io import LOCK_FILE, atomic_output_dir
+from eftnas_deploy.locking import exclusive_dir
 from eftnas_deploy.synthetic import make_dataset, train_tokenizer
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -56,8 +58,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def write_task(data_dir: Path, train_rows: int, dev_rows: int, seed: int) -> None:
-    """The synthetic task as SST-2 TSV files plus a WordPiece tokenizer trained on its training text."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """The synthetic task as SST-2 TSV files plus a WordPiece tokenizer trained on its training text.
+
+    Written to a temporary directory that becomes `data_dir` only when complete: a kill leaves no half-written
+    data behind (the next run removes the temporary and writes the data again).
+    """
+    with atomic_output_dir(data_dir, overwrite=True) as tmp:
+        _write_task(tmp, train_rows, dev_rows, seed)
+
+
+def _write_task(data_dir: Path, train_rows: int, dev_rows: int, seed: int) -> None:
     splits = {"train": make_dataset(train_rows, seed), "dev": make_dataset(dev_rows, seed + 1)}
     for name, examples in splits.items():
         tmp = data_dir / f".{name}.tsv.tmp"
@@ -100,20 +110,37 @@ def demo_config(run_dir: Path, size: str, seed: int) -> dict[str, Any]:
     }
 
 
+def _demo_entry(name: str) -> bool:
+    """What a demo run dir holds before its pipeline starts: the data (or its temporaries) and the lock."""
+    return name in (DATA_DIR, LOCK_FILE) or name.startswith((f".{DATA_DIR}.tmp-", f".{DATA_DIR}.old-"))
+
+
 def run(args: argparse.Namespace) -> int:
     from eftnas_deploy.pipeline.config import PipelineConfig
     from eftnas_deploy.pipeline.runner import CONFIG_FILE, run_pipeline
 
     start = time.perf_counter()
     run_dir = Path(args.out).resolve()
-    if args.overwrite:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    elif not (run_dir / CONFIG_FILE).is_file():
-        check_output_dir(run_dir, overwrite=False)  # a demo run dir resumes; anything else needs --overwrite
-    data = run_dir / DATA_DIR
-    if not (data / "tokenizer" / "tokenizer.json").is_file():
-        write_task(data, *SIZES[args.size]["rows"], seed=args.seed)
-    config = PipelineConfig.from_dict(demo_config(run_dir, args.size, args.seed))
-    run_pipeline(config, run_dir, keep=(DATA_DIR,))
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputDirError(f"out: {run_dir} exists and is not a directory")
+    if not args.overwrite and not (run_dir / CONFIG_FILE).is_file():
+        # A demo run dir resumes, and so does one a kill left with (part of) the generated data only;
+        # anything else needs --overwrite.
+        foreign = sorted(p.name for p in run_dir.iterdir() if not _demo_entry(p.name)) if run_dir.is_dir() else []
+        if foreign:
+            raise OutputDirError(
+                f"out: {run_dir} is not empty and holds no demo run ({', '.join(foreign[:3])}); "
+                "pass --overwrite to replace it"
+            )
+    with exclusive_dir(run_dir, what="out"):
+        if args.overwrite:
+            for entry in run_dir.iterdir():
+                if entry.name != LOCK_FILE:
+                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        data = run_dir / DATA_DIR
+        if not (data / "tokenizer" / "tokenizer.json").is_file():
+            write_task(data, *SIZES[args.size]["rows"], seed=args.seed)
+        config = PipelineConfig.from_dict(demo_config(run_dir, args.size, args.seed))
+        run_pipeline(config, run_dir, keep=(DATA_DIR,))
     print(f"demo finished in {time.perf_counter() - start:.0f} s: {run_dir / 'report.md'}")
     return 0

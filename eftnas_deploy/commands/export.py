@@ -19,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--subnet", help="subnet.json (heads and ffn per layer)")
     p.add_argument("--pareto", help="pareto.json: a list of points, each with a 'subnet' object")
     p.add_argument("--index", type=int, help="which point of --pareto")
-    p.add_argument("--task", default="text-classification", choices=SUPPORTED_TASKS)
+    p.add_argument("--task", default=None, choices=SUPPORTED_TASKS, help="default: the super-network's head")
+    p.add_argument(
+        "--allow-untrained-subnet", action="store_true", help="accept a sub-network outside the trained search space"
+    )
     p.add_argument("--formats", default="pytorch,onnx,openvino", help="comma list of pytorch,onnx,openvino,int8")
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true")
@@ -75,9 +78,12 @@ def _source(args: argparse.Namespace):
         if args.subnet or args.pareto:
             raise EftnasError("subnet: --sliced already fixes the sub-network; drop --subnet/--pareto")
         return ExportSource.from_sliced(args.sliced)
+    from eftnas_deploy.sources import infer_task
+    from eftnas_deploy.subnet_checks import check_deployable
+
     subnet = _subnet(args)
-    supernet = SuperNetwork.from_pretrained(args.supernet, task=args.task)
-    subnet.validate(supernet.geometry)
+    supernet = SuperNetwork.from_pretrained(args.supernet, task=args.task or infer_task(args.supernet, "supernet"))
+    check_deployable(subnet, supernet.geometry, args.supernet, args.allow_untrained_subnet)
     return ExportSource.from_supernet(supernet, subnet, load_tokenizer_if_present(args.supernet))
 
 

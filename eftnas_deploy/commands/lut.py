@@ -8,7 +8,7 @@ from pathlib import Path
 
 from eftnas_deploy.errors import EftnasError, OutputDirError
 from eftnas_deploy.geometry import SUPPORTED_TASKS
-from eftnas_deploy.io import write_json
+from eftnas_deploy.io import read_json, write_json
 from eftnas_deploy.space import SearchSpace
 from eftnas_deploy.subnet import SubnetConfig
 from latency_lut.runtime import PRECISIONS, RUNTIMES
@@ -83,6 +83,13 @@ def run_measure(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise OutputDirError(f"out: {out} exists; pass --overwrite to replace it")
+    from eftnas_deploy.pipeline.preflight import usable_cores
+
+    if args.threads > usable_cores():
+        raise EftnasError(
+            f"threads: {args.threads} threads asked, this machine has {usable_cores()} usable core(s); "
+            "a LUT is measured on the CPU it is for, at a thread count it can run"
+        )
     spec = RuntimeSpec(args.runtime, args.threads, args.precision or PRECISIONS[args.runtime][0])
     config, geometry = load_model_config(args.model, args.task, args.seq_len)
     space = SearchSpace.load(args.search_space) if args.search_space else None
@@ -106,15 +113,17 @@ def run_validate(args: argparse.Namespace) -> int:
     table = LatencyTable.load(args.lut)
     supernet = load_supernet(args.model, table.geometry, table.seq_len, args.allow_approximate)
     if args.subnets:
-        raw = json.loads(Path(args.subnets).read_text())
+        raw = read_json(args.subnets, "subnets")
         if not isinstance(raw, list):
             raise EftnasError(f"subnets: {args.subnets} must hold a JSON list of {{heads, ffn}} objects")
         subnets = [SubnetConfig.from_dict(d).validate(table.geometry) for d in raw]
     else:
         if args.search_space:
             space = SearchSpace.load(args.search_space)
-        else:
+        elif isinstance(table.metadata.get("search_space"), dict):
             space = SearchSpace.from_dict(table.metadata["search_space"])
+        else:
+            raise EftnasError(f"search-space: {args.lut} records no search space to sample from; pass --search-space")
         subnets = sample_across_cost(space.validate(table.geometry), args.samples, seed=args.seed)
     clock = table.metadata.get("timing", {}).get("clock", "wall")
     (report,) = validate_luts([table], supernet, subnets, _timing(args, default_clock=clock))

@@ -16,16 +16,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("slice", help="write the dense model of a sub-network (HF directory)")
     p.add_argument("--supernet", required=True, help="super-network HF directory")
     p.add_argument("--subnet", required=True, help="subnet.json (heads and ffn per layer)")
-    p.add_argument("--task", default="text-classification", choices=SUPPORTED_TASKS)
+    p.add_argument("--task", default=None, choices=SUPPORTED_TASKS, help="default: the super-network's head")
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--allow-untrained-subnet", action="store_true", help="accept a sub-network outside the trained search space"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from eftnas_deploy.sources import infer_task
+    from eftnas_deploy.subnet_checks import check_deployable
+
     check_output_dir(args.out, args.overwrite)
     subnet = SubnetConfig.load(args.subnet)
-    supernet = SuperNetwork.from_pretrained(args.supernet, task=args.task)
+    supernet = SuperNetwork.from_pretrained(args.supernet, task=args.task or infer_task(args.supernet, "supernet"))
+    check_deployable(subnet, supernet.geometry, args.supernet, args.allow_untrained_subnet)
     tokenizer = load_tokenizer_if_present(args.supernet)
     save_sliced(slice_subnet(supernet, subnet), args.out, tokenizer=tokenizer, overwrite=args.overwrite)
     print(f"wrote {args.out}")

@@ -7,15 +7,14 @@ import shutil
 import time
 from pathlib import Path
 
-from transformers import AutoTokenizer
-from transformers.trainer_utils import get_last_checkpoint
-
+from eftnas_deploy.checkpoints import last_complete_checkpoint
 from eftnas_deploy.data import get_task, held_out_split, load_split, prepare_split
 from eftnas_deploy.data.loading import parse_columns
 from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.errors import EftnasError
 from eftnas_deploy.evaluation import evaluate
 from eftnas_deploy.io import atomic_output_dir, check_output_dir, write_json
+from eftnas_deploy.sources import load_tokenizer
 from eftnas_deploy.space import SearchSpace
 from eftnas_deploy.training import (
     DISTILL_SOURCES,
@@ -90,7 +89,7 @@ def _tokenizer(args: argparse.Namespace):
     source = args.tokenizer or args.model
     if not source:
         raise EftnasError("tokenizer: pass --tokenizer (a model trained from scratch has none)")
-    return AutoTokenizer.from_pretrained(source)
+    return load_tokenizer(source, "tokenizer" if args.tokenizer else "model")
 
 
 def run_teacher(args: argparse.Namespace) -> int:
@@ -162,7 +161,7 @@ def run_supernet(args: argparse.Namespace) -> int:
         processing_class=tokenizer,
     )
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(checkpoints)) if args.resume else None)
+    trainer.train(resume_from_checkpoint=last_complete_checkpoint(checkpoints) if args.resume else None)
     wall = round(time.perf_counter() - start, 1)
     scores = {name: evaluate(supernet, s, held_out) for name, s in _corners(space).items()}
     with atomic_output_dir(args.out, overwrite=True if args.resume else args.overwrite) as out:

@@ -55,7 +55,26 @@ def _windows(tokenizer: PreTrainedTokenizerBase, max_length: int, stride: int) -
 
 def _encode_qa(batch: dict, tokenizer: PreTrainedTokenizerBase, max_length: int, stride: int) -> dict:
     questions = [q.lstrip() for q in batch["question"]]
+    _check_question_lengths(batch, questions, tokenizer, max_length, stride)
     return tokenizer(questions, batch["context"], **_windows(tokenizer, max_length, stride))
+
+
+def _check_question_lengths(
+    batch: dict, questions: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int, stride: int
+) -> None:
+    """Refuse a question that leaves no room for a context window (the tokenizer would abort the process)."""
+    from eftnas_deploy.errors import EftnasError
+
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True)
+    lengths = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
+    for i, n in enumerate(lengths):
+        if room - n <= stride:
+            ident = batch["id"][i] if "id" in batch else i
+            raise EftnasError(
+                f"question: example {ident!r} has {n} tokens; with max_length {max_length} and stride {stride} no "
+                f"context window fits (questions must stay under {room - stride} tokens): raise max_length "
+                "or drop the example"
+            )
 
 
 def tokenize_qa_train(

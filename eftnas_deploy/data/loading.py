@@ -45,12 +45,22 @@ def load_split(
 
 def _read_file(task: TaskSpec, path: Path, columns: dict[str, str | int]) -> pd.DataFrame:
     suffix = path.suffix.lower()
-    if suffix in (".json", ".jsonl"):
-        frame = _read_json(path)
-    elif suffix in (".tsv", ".csv", ".txt"):
-        frame = _read_delimited(task, path, columns, "\t" if suffix != ".csv" else ",")
-    else:
+    if suffix not in (".json", ".jsonl", ".tsv", ".csv", ".txt"):
         raise EftnasError(f"data file: {path} has an unsupported extension (use .tsv, .csv, .json or .jsonl)")
+    with path.open("rb") as handle:
+        if not handle.read(1 << 16).strip():
+            raise EftnasError(f"data file: {path} is empty")
+    try:
+        if suffix in (".json", ".jsonl"):
+            frame = _read_json(path)
+        else:
+            frame = _read_delimited(task, path, columns, "\t" if suffix != ".csv" else ",")
+    except UnicodeDecodeError:
+        raise EftnasError(f"data file: {path} is not UTF-8 text (a binary file?)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise EftnasError(f"data file: {path} cannot be parsed ({' '.join(str(exc).split())})") from None
+    if len(frame) == 0:
+        raise EftnasError(f"data file: {path} has no data rows (a header only?)")
     rename = {source: canonical for canonical, source in columns.items() if not isinstance(source, int)}
     missing = [src for src in rename if src not in frame.columns]
     if missing:

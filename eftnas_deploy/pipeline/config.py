@@ -278,6 +278,8 @@ class PipelineConfig:
         config = _build(cls, data, "", errors)
         if config is not None:
             errors += _problems(config, "")
+        if len(errors) == 1:
+            raise EftnasError(f"invalid pipeline config: {errors[0]}")
         if errors:
             raise EftnasError("invalid pipeline config:\n  " + "\n  ".join(errors))
         return config

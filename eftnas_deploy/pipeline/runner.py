@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from eftnas_deploy.errors import OutputDirError
-from eftnas_deploy.io import read_json, write_json
+from eftnas_deploy.io import LOCK_FILE, clean_stale_temporaries, read_json, write_json
+from eftnas_deploy.locking import exclusive_dir
 from eftnas_deploy.pipeline import stages
 from eftnas_deploy.pipeline.config import PipelineConfig
 from eftnas_deploy.pipeline.context import (
@@ -60,7 +61,7 @@ def open_run_dir(
     `overwrite` starts afresh: everything but the `keep` entries (e.g. the demo's generated data) is removed.
     """
     run_dir = Path(run_dir)
-    keep = set(keep)
+    keep = {*keep, LOCK_FILE}
     recorded = run_dir / CONFIG_FILE
     entries = [p for p in run_dir.iterdir() if p.name not in keep] if run_dir.is_dir() else []
     if overwrite:
@@ -96,8 +97,19 @@ def read_state(run_dir: str | Path) -> dict[str, Any]:
 def run_pipeline(
     config: PipelineConfig, run_dir: str | Path | None = None, overwrite: bool = False, keep: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """Run every unfinished stage of `config` in `run_dir` (default: config.out); returns the final state."""
-    run_dir = open_run_dir(config, run_dir or config.out, overwrite, keep).resolve()
+    """Run every unfinished stage of `config` in `run_dir` (default: config.out); returns the final state.
+
+    Every cross-field constraint is checked before anything is written, and the run dir is locked against a
+    second writer for the whole run.
+    """
+    from eftnas_deploy.pipeline.preflight import preflight
+
+    preflight(config)
+    with exclusive_dir(run_dir or config.out, what="out"):
+        return _run_stages(config, open_run_dir(config, run_dir or config.out, overwrite, keep).resolve())
+
+
+def _run_stages(config: PipelineConfig, run_dir: Path) -> dict[str, Any]:
     ctx = RunContext(config, run_dir)
     state = read_state(run_dir)
     for number, (name, stage) in enumerate(STAGES, start=1):
@@ -107,6 +119,8 @@ def run_pipeline(
             print(f"[{number}/{len(STAGES)}] {name}: done earlier ({record['wall_s']} s), skipped", flush=True)
             continue
         resuming = work.is_dir()
+        for stale in clean_stale_temporaries(work) if resuming else ():
+            print(f"    removed {stale.relative_to(run_dir)} (left by an interrupted write)", flush=True)
         print(f"[{number}/{len(STAGES)}] {name}{' (resuming)' if resuming else ''} ...", flush=True)
         work.mkdir(exist_ok=True)
         state["stages"][name] = {"status": "running", "started_at": _now()}

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoTokenizer, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
+from eftnas_deploy.checkpoints import last_complete_checkpoint
 from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.evaluation import evaluate
 from eftnas_deploy.geometry import ModelGeometry
@@ -54,7 +54,7 @@ LUT_FILE = "lut.json"
 def _checkpoints(work: Path) -> tuple[Path, str | None]:
     """The Trainer output dir inside `work` and its last checkpoint (None on a fresh start)."""
     path = work / "checkpoints"
-    return path, get_last_checkpoint(str(path)) if path.is_dir() else None
+    return path, last_complete_checkpoint(path)
 
 
 def _full_score(model, split) -> float | None:
@@ -133,7 +133,6 @@ def lut(ctx: RunContext, work: Path) -> dict[str, Any]:
     """Stage 4: a latency LUT measured on this CPU for the space's widths, or a target device's file, checked."""
     from latency_lut.measure import TimingSettings, build_lut
     from latency_lut.runtime import PRECISIONS, RuntimeSpec
-    from latency_lut.table import LatencyTable
     from latency_lut.validate import plot_validation, sample_across_cost, validate_luts
 
     cfg = ctx.config.lut
@@ -143,8 +142,9 @@ def lut(ctx: RunContext, work: Path) -> dict[str, Any]:
     search_space = SearchSpace.load(source / "search_space.json").validate(geometry)
     timing = TimingSettings(cfg.warmup, cfg.repeats, cfg.min_time_s, cfg.stack)
     if cfg.file:
-        table = LatencyTable.load(cfg.file, allow_approximate=cfg.allow_approximate, geometry=geometry)
-        origin = {"source": "file", "file": str(Path(cfg.file).resolve())}
+        from eftnas_deploy.pipeline.preflight import load_lut_file
+
+        table, origin = load_lut_file(ctx.config, geometry)
     elif cfg.measure:
         spec = RuntimeSpec(cfg.runtime, cfg.threads, cfg.precision or PRECISIONS[cfg.runtime][0])
         table = build_lut(

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from eftnas_deploy.errors import EftnasError
 from eftnas_deploy.search.pareto import ParetoPoint, hypervolume, non_dominated
-from eftnas_deploy.search.trial_log import TrialLog
+from eftnas_deploy.search.trial_log import TrialLog, changed_settings
 from eftnas_deploy.space import SearchSpace
 from eftnas_deploy.subnet import SubnetConfig
 
@@ -48,6 +48,8 @@ class SearchConfig:
     max_cost: float | None = None
     storage: str | Path | None = None
     show_progress: bool = True
+    # What else the trial log must match on resume (budget, cost model, LUT, space): see search.session.
+    identity: dict[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -202,12 +204,14 @@ def _open_study(
     log = TrialLog(config.storage)
     saved, records = log.read()
     mine = {"algorithm": config.algorithm, "max_cost": config.max_cost, "params": sorted(distributions)}
+    if config.identity is not None:
+        mine["identity"] = config.identity
     if saved is None:
         log.start(mine)
     elif saved != mine:
         raise EftnasError(
-            f"storage: {config.storage} holds a search with {saved['algorithm']}/max_cost={saved['max_cost']} "
-            f"over {len(saved['params'])} parameters, not this one; use another run dir"
+            f"storage: {config.storage} holds a search with other settings ({changed_settings(saved, mine)}); "
+            "its trials cannot be reused: start afresh (--overwrite) or use another directory"
         )
     TrialLog.replay(study, records, distributions)
     return study, log

@@ -7,6 +7,8 @@ search_summary.json into the run dir, and re-measures the finalists end to end o
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +62,42 @@ def cost_functions(
     return costs
 
 
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def search_identity(
+    objective: str,
+    limits: list[tuple[str, float]],
+    seq_len: int,
+    batch: int,
+    latency_ms: Callable[[SubnetConfig], float] | None,
+    space: SearchSpace,
+    held_out: PreparedSplit,
+) -> dict[str, Any]:
+    """What a resumed search must share with the logged trials: their feasibility and costs depend on all of it.
+
+    The budget is recorded in absolute units (a relative budget is resolved before), the LUT by a hash of its
+    content; a resume with any of them changed is refused instead of replaying stale feasibility flags.
+    """
+    table = getattr(latency_ms, "table", None)
+    if latency_ms is None:
+        lut = None
+    elif table is not None and hasattr(table, "fingerprint"):
+        lut = table.fingerprint()
+    else:
+        lut = f"callable:{getattr(latency_ms, '__qualname__', type(latency_ms).__name__)}"
+    return {
+        "objective": objective,
+        "budget": {name: limit for name, limit in limits},
+        "seq_len": seq_len,
+        "batch": batch,
+        "lut": lut,
+        "space": _digest({"heads": [list(c) for c in space.heads], "ffn": [list(c) for c in space.ffn]}),
+        "held_out_rows": len(held_out),
+    }
+
+
 def search_supernet(
     supernet: SuperNetwork,
     space: SearchSpace,
@@ -107,7 +145,10 @@ def search_supernet(
         return 1.0 + max((costs[name](subnet) - limit) / limit for name, limit in limits)
 
     full = SubnetConfig.full(supernet.geometry)
-    config = dataclasses.replace(config, max_cost=1.0 if limits else None, storage=out_dir / "search_trials.jsonl")
+    identity = search_identity(objective, limits, seq_len, batch, latency_ms, space, held_out)
+    config = dataclasses.replace(
+        config, max_cost=1.0 if limits else None, storage=out_dir / "search_trials.jsonl", identity=identity
+    )
     result = run_search(
         space, accuracy, costs[objective], config, constraint_fn=violation if limits else None,
         cost_scale=costs[objective](full),

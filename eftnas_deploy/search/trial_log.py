@@ -81,3 +81,15 @@ class TrialLog:
             )
             for r in records
         )
+
+
+def changed_settings(saved: Any, mine: Any, prefix: str = "") -> str:
+    """'budget.latency: 0.113 -> 0.07, lut: ab12 -> cd34': what differs between two settings records."""
+    if isinstance(saved, dict) and isinstance(mine, dict):
+        parts = [changed_settings(saved.get(k), mine.get(k), f"{prefix}{k}.") for k in sorted(set(saved) | set(mine))]
+        return ", ".join(p for p in parts if p)
+    if saved == mine:
+        return ""
+    name = prefix.rstrip(".") or "settings"
+    short = [json.dumps(v)[:60] if v is not None else "none" for v in (saved, mine)]
+    return f"{name}: {short[0]} -> {short[1]}"
