@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from eftnas_deploy.third_party import quiet_third_party
+
+    quiet_third_party()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,13 +1,23 @@
-"""Latency of a bundle's artifacts, measured with the project's one timing harness (latency_lut.runtime)."""
+"""Latency of a bundle's artifacts, measured with the project's one timing harness (latency_lut.runtime).
+
+What is timed is what `benchmark_app -shape ... -hint none -nstreams 1 -nthreads N` times: the model compiled
+for one static input shape, inputs set once, inference alone. The shape is checked against the model's
+position embeddings first, and every run's outputs against the shapes the task head must produce.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.geometry import ModelGeometry
 from exporters.bundle import read_manifest
-from latency_lut.runtime import RuntimeSpec, cpu_info, make_feeds, open_model, time_model
+from exporters.provenance import max_seq_len
+from latency_lut.runtime import OutputCheck, RuntimeSpec, cpu_info, make_feeds, open_model, time_model
 
 # (runtime, variant) -> bundle format holding it and the file inside that format's directory
 VARIANTS = {
@@ -50,6 +60,46 @@ def inside_bundle(bundle: str | Path, relative: object, field: str) -> Path:
     return path
 
 
+def check_seq_len(geometry: ModelGeometry, seq_len: int, where: str = "the model") -> None:
+    """Refuse a sequence length beyond the model's position embeddings (it would time an empty or failing run)."""
+    limit = max_seq_len(geometry)
+    if not 1 <= seq_len <= limit:
+        raise EftnasError(
+            f"seq-len: {seq_len} does not fit {where}: its position embeddings allow 1..{limit} "
+            f"(max_position_embeddings {geometry.max_position_embeddings})"
+        )
+
+
+def output_check(
+    output_names: Sequence[str], batch: int, seq_len: int, num_labels: int | None = None, where: str = "model"
+) -> OutputCheck:
+    """A check of one run's outputs: logits [batch, num_labels], QA start/end logits [batch, seq_len].
+
+    Outputs it does not know must still be non-empty with the batch as first dimension.
+    """
+    expected: dict[str, tuple[int | None, ...]] = {
+        "logits": (batch, num_labels),
+        "start_logits": (batch, seq_len),
+        "end_logits": (batch, seq_len),
+    }
+
+    def check(outputs: list[np.ndarray]) -> None:
+        if len(outputs) != len(output_names):
+            raise EftnasError(f"output: {where} returned {len(outputs)} outputs, expected {len(output_names)}")
+        for name, value in zip(output_names, outputs):
+            shape = tuple(np.shape(value))
+            want = expected.get(name, (batch,) + (None,) * max(0, len(shape) - 1))
+            ok = len(shape) == len(want) and all(w is None or s == w for s, w in zip(shape, want))
+            if not ok or 0 in shape:
+                wanted = "x".join("?" if w is None else str(w) for w in want)
+                raise EftnasError(
+                    f"output: {where} returned {name} of shape {list(shape)} at input [{batch}, {seq_len}], "
+                    f"expected [{wanted}]"
+                )
+
+    return check
+
+
 def benchmark_model(
     path: str | Path,
     spec: RuntimeSpec,
@@ -58,18 +108,31 @@ def benchmark_model(
     vocab_size: int = 1000,
     warmup: int = 10,
     repeats: int = 50,
+    num_labels: int | None = None,
 ) -> dict[str, Any]:
-    """Median/p90 latency and throughput of one model file at a fixed input shape."""
+    """Median/p90 latency and throughput of one model file, compiled for the static shape [batch, seq_len].
+
+    Every run's outputs are checked (`output_check`); a runtime error at that shape becomes one EftnasError.
+    """
     if batch < 1 or seq_len < 1:
         raise EftnasError(f"batch/seq-len: must be positive, got {batch}/{seq_len}")
-    compiled = open_model(path, spec)
-    feeds = make_feeds(compiled.input_names, batch, seq_len, vocab_size=vocab_size)
-    stats = time_model(compiled, feeds, warmup=warmup, repeats=repeats)
+    try:
+        compiled = open_model(path, spec, static_shape=(batch, seq_len))
+        feeds = make_feeds(compiled.input_names, batch, seq_len, vocab_size=vocab_size)
+        check = output_check(compiled.output_names, batch, seq_len, num_labels, where=Path(path).name)
+        check(compiled(feeds))
+    except EftnasError:
+        raise
+    except Exception as exc:  # runtime errors (shape inference, broadcasting) are long; keep their first line
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise EftnasError(f"seq-len: {path} cannot run at input shape [{batch}, {seq_len}] ({first})") from exc
+    stats = time_model(compiled, feeds, warmup=warmup, repeats=repeats, check=check)
     return {
         "model": str(path),
         **compiled.describe(),
         "batch": batch,
         "seq_len": seq_len,
+        "input_shape": [batch, seq_len],
         "median_ms": stats.median_us / 1e3,
         "p90_ms": stats.p90_us / 1e3,
         "throughput_per_s": batch / (stats.median_us / 1e6),
@@ -105,7 +168,10 @@ def benchmark_bundle(
     seq_len = seq_len or 128
     path = artifact_of(bundle, runtime, variant)
     spec = runtime_spec(runtime, threads, precision)
-    result = benchmark_model(path, spec, batch, seq_len, vocab, warmup, repeats)
+    parent = ModelGeometry.from_dict(geometry)
+    check_seq_len(parent, seq_len, where=f"the model of {bundle}")
+    num_labels = parent.num_labels if parent.task == "text-classification" else None
+    result = benchmark_model(path, spec, batch, seq_len, vocab, warmup, repeats, num_labels)
     if variant == "int8":
         result["precision"] = f"int8 (other ops {result['precision']})"
     return {

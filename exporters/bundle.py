@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -65,6 +67,36 @@ class ExportSource:
         return cls(dense, tokenizer, fingerprint)
 
 
+def apply_task_labels(dense: PreTrainedModel, task: Any | None) -> None:
+    """Name the classes of a classification model after its task (`TaskSpec`): id2label/label2id."""
+    if task is None or task.id2label is None or "QuestionAnswering" in type(dense).__name__:
+        return
+    if dense.config.num_labels != task.model_num_labels:
+        raise EftnasError(
+            f"task: {task.name} has {task.model_num_labels} labels, the model's head has {dense.config.num_labels}"
+        )
+    dense.config.update(task.label_config())
+
+
+@contextmanager
+def tokenizer_fitted_to(tokenizer: Any | None, limit: int) -> Iterator[dict[str, Any]]:
+    """While saving: the tokenizer's `model_max_length` capped at the model's positions (restored afterwards).
+
+    Yields what the bundle records: the tokenizer's length before and after.
+    """
+    if tokenizer is None:
+        yield {"tokenizer_max_length": None}
+        return
+    before = tokenizer.model_max_length
+    tokenizer.model_max_length = min(int(before), limit) if before else limit
+    unset = not before or before >= 10**20  # transformers' VERY_LARGE_INTEGER: the tokenizer set no length
+    try:
+        source = None if unset else before
+        yield {"tokenizer_max_length": tokenizer.model_max_length, "tokenizer_max_length_source": source}
+    finally:
+        tokenizer.model_max_length = before
+
+
 def parse_formats(formats: str | list[str] | tuple[str, ...]) -> list[str]:
     """Validate a format list ("pytorch,onnx" or a sequence), keeping FORMATS order."""
     names = [f.strip() for f in formats.split(",")] if isinstance(formats, str) else list(formats)
@@ -110,12 +142,16 @@ def export_bundle(
     if "int8" in formats and "openvino" not in formats:
         steps.insert(steps.index("int8"), "openvino")
     manifest: dict[str, Any] = {"format_version": 1, **meta, "formats": {}, "versions": versions()}
+    if dense.config.id2label and "QuestionAnswering" not in type(dense).__name__:
+        manifest["id2label"] = {str(k): v for k, v in dense.config.id2label.items()}
     parity_targets: dict[str, tuple[Path, RuntimeSpec, float]] = {}
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
         dirs = {name: tmp / FORMAT_DIRS[name] for name in FORMATS}
         for step in tqdm(steps, desc="export", unit="format"):
-            if step == "pytorch":
-                save_sliced(dense, dirs["pytorch"], tokenizer=source.tokenizer, extra_files=_meta_file(meta))
+            if step == "pytorch":  # the other formats copy the tokenizer (and its max length) from here
+                with tokenizer_fitted_to(source.tokenizer, meta["max_seq_len"]) as fitted:
+                    save_sliced(dense, dirs["pytorch"], tokenizer=source.tokenizer, extra_files=_meta_file(meta))
+                manifest |= fitted
                 manifest["formats"]["pytorch"] = {"dir": "pytorch", "file": "model.safetensors"}
             elif step == "onnx":
                 path = onnx_export.export_onnx(dirs["pytorch"], dirs["onnx"], task, meta)

@@ -13,7 +13,12 @@ from eftnas_deploy.metrics import count_macs, count_params
 from eftnas_deploy.subnet import SubnetConfig
 
 METADATA_FILE = "eftnas.json"
-MACS_SEQ_LEN = 128
+MACS_SEQ_LEN = 128  # the sequence length MACs are quoted at, unless the model's positions stop earlier
+
+
+def max_seq_len(geometry: ModelGeometry) -> int:
+    """The longest input the model's position embeddings cover (RoBERTa's start after the padding index)."""
+    return geometry.max_position_embeddings - (2 if geometry.model_type == "roberta" else 0)
 
 
 def fingerprint_state_dict(state: dict[str, torch.Tensor]) -> str:
@@ -31,15 +36,17 @@ def artifact_metadata(dense: PreTrainedModel, source_fingerprint: str | None) ->
     subnet = SubnetConfig.from_dict(dense.config.eftnas_subnet)
     geometry = ModelGeometry.from_dict(dense.config.eftnas_parent)
     full = SubnetConfig.full(geometry)
-    macs = count_macs(subnet, geometry, seq_len=MACS_SEQ_LEN)
+    seq_len = min(MACS_SEQ_LEN, max_seq_len(geometry))
+    macs = count_macs(subnet, geometry, seq_len=seq_len)
     return {
         "format_version": 1,
         "task": geometry.task,
         "subnet": subnet.to_dict(),
         "parent_geometry": geometry.to_dict(),
         "macs": macs,
-        "macs_full": count_macs(full, geometry, seq_len=MACS_SEQ_LEN),
-        "macs_seq_len": MACS_SEQ_LEN,
+        "macs_full": count_macs(full, geometry, seq_len=seq_len),
+        "macs_seq_len": seq_len,
+        "max_seq_len": max_seq_len(geometry),
         "params": count_params(subnet, geometry),
         "params_full": count_params(full, geometry),
         "source_fingerprint": source_fingerprint,

@@ -1,4 +1,10 @@
-"""INT8 post-training quantization of an OpenVINO IR with NNCF, with accuracy before and after."""
+"""INT8 post-training quantization of an OpenVINO IR with NNCF, with the task's score before and after.
+
+Scores by head: classification, the task metric (accuracy, accuracy_f1, matthews) on argmax classes;
+regression (one output of width 1), Pearson/Spearman on the predicted values; question answering (start and
+end logits), exact match and token-overlap F1 of the predicted span against the labelled (start, end) tokens
+of each window (SQuAD's F1 over tokens instead of words; text answers are not decoded here).
+"""
 
 from __future__ import annotations
 
@@ -21,11 +27,14 @@ DEFAULT_SUBSET_SIZE = 300
 class LabeledExamples:
     """Tokenized examples (each a dict of int64 arrays with batch 1) and optional labels.
 
-    A label is a class index (classification) or a (start, end) token pair (question answering).
+    A label is a class index (classification), a float (regression) or a (start, end) token pair (question
+    answering). `metric` is the task's metric name (`eftnas_deploy.data.tasks`); None: accuracy for classes,
+    pearson_spearman for regression.
     """
 
     features: list[dict[str, np.ndarray]]
     labels: list[Hashable] | None = None
+    metric: str | None = None
 
     def __post_init__(self) -> None:
         if not self.features:
@@ -38,27 +47,63 @@ class LabeledExamples:
 
     def take(self, start: int, stop: int | None = None) -> LabeledExamples:
         labels = None if self.labels is None else self.labels[start:stop]
-        return LabeledExamples(self.features[start:stop], labels)
+        return LabeledExamples(self.features[start:stop], labels, self.metric)
 
 
 def predict(model: Any, features: dict[str, np.ndarray]) -> Hashable:
-    """Argmax class, or the argmax (start, end) pair when the model has two outputs (QA)."""
+    """Argmax class; the value of a one-output regression head; the argmax (start, end) pair of a QA head."""
     outputs = model(features)
     if len(outputs) == 1:
-        return int(np.argmax(outputs[0][0]))
+        logits = np.asarray(outputs[0][0]).reshape(-1)
+        return float(logits[0]) if logits.size == 1 else int(np.argmax(logits))
     return int(np.argmax(outputs[0][0])), int(np.argmax(outputs[1][0]))
 
 
-def evaluate(model: Any, data: LabeledExamples) -> tuple[list[Hashable], float | None]:
-    """Predictions of a compiled model on every example, and accuracy (exact match) when labels exist."""
+def head_kind(predictions: Sequence[Hashable]) -> str:
+    """classification, regression or qa, from what `predict` returned."""
+    first = predictions[0]
+    return "qa" if isinstance(first, tuple) else "regression" if isinstance(first, float) else "classification"
+
+
+def span_scores(predictions: Sequence[tuple[int, int]], labels: Sequence[Hashable]) -> dict[str, float]:
+    """Exact match and token-overlap F1 of predicted (start, end) spans (an end before its start: empty span)."""
+    exact, f1 = [], []
+    for (ps, pe), (gs, ge) in zip(predictions, (tuple(y) for y in labels)):
+        exact.append(float((ps, pe) == (gs, ge)))
+        overlap = max(0, min(pe, ge) - max(ps, gs) + 1)
+        size_p, size_g = max(0, pe - ps + 1), max(0, ge - gs + 1)
+        f1.append(0.0 if overlap == 0 else 2 * overlap / (size_p + size_g))
+    return {"span_f1": float(np.mean(f1)), "span_exact_match": float(np.mean(exact))}
+
+
+def score(predictions: Sequence[Hashable], labels: Sequence[Hashable], metric: str | None = None) -> dict[str, float]:
+    """The task's scores of `predictions`; the first key is the headline (the one accuracy control keeps)."""
+    from eftnas_deploy.metrics.task_metrics import classification_metrics
+
+    kind = head_kind(predictions)
+    if kind == "qa":
+        return span_scores(predictions, labels)  # type: ignore[arg-type]
+    if kind == "regression":
+        return classification_metrics("pearson_spearman", np.asarray(predictions), np.asarray(labels, dtype=float))
+    metric = metric if metric in ("accuracy", "accuracy_f1", "matthews") else "accuracy"
+    return classification_metrics(metric, np.asarray(predictions), np.asarray(labels))
+
+
+def evaluate(model: Any, data: LabeledExamples) -> tuple[list[Hashable], dict[str, float] | None]:
+    """Predictions of a compiled model on every example, and the task's scores when labels exist."""
     predictions = [predict(model, f) for f in data.features]
     if data.labels is None:
         return predictions, None
-    return predictions, float(np.mean([p == y for p, y in zip(predictions, data.labels)]))
+    return predictions, score(predictions, data.labels, data.metric)
 
 
-def _agreement(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
-    return float(np.mean([x == y for x, y in zip(a, b)]))
+def agreement(a: Sequence[Hashable], b: Sequence[Hashable]) -> dict[str, float]:
+    """How close INT8 predictions are to FP32 ones: equal classes/spans, or the gap between regression values."""
+    if head_kind(a) != "regression":
+        return {"prediction_agreement": float(np.mean([x == y for x, y in zip(a, b)]))}
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    pearson = float(np.corrcoef(x, y)[0, 1]) if len(x) > 1 and np.ptp(x) > 0 and np.ptp(y) > 0 else None
+    return {"prediction_mean_abs_diff": float(np.mean(np.abs(x - y))), "prediction_pearson": pearson}
 
 
 def quantize_openvino(
@@ -70,10 +115,10 @@ def quantize_openvino(
     max_drop: float | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write an INT8 copy of an FP32 IR directory; return accuracy before/after on `evaluation`.
+    """Write an INT8 copy of an FP32 IR directory; return the task's score before/after on `evaluation`.
 
-    `nncf.quantize_with_accuracy_control` is used when `max_drop` (absolute accuracy) is given;
-    it needs labelled evaluation data.
+    `nncf.quantize_with_accuracy_control` is used when `max_drop` (absolute drop of the headline score) is
+    given; it needs labelled evaluation data.
     """
     import nncf
     import openvino as ov
@@ -90,8 +135,9 @@ def quantize_openvino(
         items = list(zip(evaluation.features, evaluation.labels))
 
         def validate(compiled: Any, data: Any) -> float:
-            correct = [predict(lambda f: list(compiled(f).values()), f) == y for f, y in data]
-            return float(np.mean(correct))
+            items = list(data)
+            predictions = [predict(lambda f: list(compiled(f).values()), f) for f, _ in items]
+            return next(iter(score(predictions, [y for _, y in items], evaluation.metric).values()))
 
         quantized = nncf.quantize_with_accuracy_control(
             model,
@@ -119,16 +165,31 @@ def quantize_openvino(
 
 
 def _compare(fp32_xml: Path, quantized: Any, evaluation: LabeledExamples | None) -> dict[str, Any]:
-    """Accuracy of the FP32 IR (f32 inference precision) and of the INT8 model on the held-out split."""
+    """Scores of the FP32 IR (f32 inference precision) and of the INT8 model on the held-out split.
+
+    `score_*` hold the headline score (named by `metric`) and `scores_*` every score; `accuracy_*` repeat the
+    headline under the keys reports read (for regression and QA they are that score, not an accuracy).
+    """
     if evaluation is None:
         return {"eval_examples": 0}
     spec = RuntimeSpec("openvino", threads=1, precision="f32")
-    before, acc_before = evaluate(load_openvino(fp32_xml, spec), evaluation)
-    after, acc_after = evaluate(load_openvino(quantized, spec), evaluation)
-    return {
-        "eval_examples": len(evaluation),
-        "accuracy_fp32": acc_before,
-        "accuracy_int8": acc_after,
-        "accuracy_drop": None if acc_before is None else acc_before - acc_after,
-        "prediction_agreement": _agreement(before, after),
+    before, scores_before = evaluate(load_openvino(fp32_xml, spec), evaluation)
+    after, scores_after = evaluate(load_openvino(quantized, spec), evaluation)
+    out: dict[str, Any] = {"eval_examples": len(evaluation), "head": head_kind(before)}
+    if scores_before is None or scores_after is None:
+        out |= {"metric": None, "accuracy_fp32": None, "accuracy_int8": None, "accuracy_drop": None}
+        return out | agreement(before, after)
+    metric = next(iter(scores_before))
+    fp32, int8 = scores_before[metric], scores_after[metric]
+    out |= {
+        "metric": metric,
+        "score_fp32": fp32,
+        "score_int8": int8,
+        "score_drop": fp32 - int8,
+        "scores_fp32": scores_before,
+        "scores_int8": scores_after,
+        "accuracy_fp32": fp32,
+        "accuracy_int8": int8,
+        "accuracy_drop": fp32 - int8,
     }
+    return out | agreement(before, after)

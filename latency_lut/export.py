@@ -53,15 +53,9 @@ def random_dense_model(config: PretrainedConfig, geometry: ModelGeometry, subnet
 def open_at_shape(
     path: Path, spec: RuntimeSpec, batch: int, seq_len: int, vocab_size: int
 ) -> tuple[CompiledModel, dict]:
-    """Open an ONNX file for `spec` with feeds of [batch, seq_len]; OpenVINO compiles that static shape."""
-    if spec.runtime == "onnxruntime":
-        compiled = load_onnx(path, spec)
-    else:
-        import openvino as ov
-
-        ov_model = ov.Core().read_model(str(path))
-        ov_model.reshape({port.any_name: [batch, seq_len] for port in ov_model.inputs})
-        compiled = load_openvino(ov_model, spec)
+    """Open an ONNX file for `spec` compiled for the static shape [batch, seq_len], with feeds of that shape."""
+    load = load_onnx if spec.runtime == "onnxruntime" else load_openvino
+    compiled = load(path, spec, static_shape=(batch, seq_len))
     return compiled, make_feeds(compiled.input_names, batch, seq_len, vocab_size=vocab_size)
 
 

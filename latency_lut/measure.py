@@ -23,7 +23,7 @@ from eftnas_deploy.geometry import ModelGeometry
 from eftnas_deploy.space import SearchSpace
 from eftnas_deploy.subnet import SubnetConfig
 from latency_lut.export import exported, open_at_shape, random_dense_model
-from latency_lut.runtime import CLOCKS, RuntimeSpec, TimingStats, runtime_version, time_model
+from latency_lut.runtime import CLOCKS, RuntimeSpec, TimingStats, check_threads, runtime_version, time_model
 from latency_lut.table import LatencyTable, Overhead, default_metadata, width_grid
 
 
@@ -99,6 +99,7 @@ def build_lut(
     """Measure the fixed part, every (or a `grid` of) attention/FFN widths of `space`, then calibrate."""
     timing = timing or TimingSettings()
     timing.check(spec)
+    cores = check_threads(spec.threads)
     space = (space or SearchSpace.full_range(geometry)).validate(geometry)
     widths = {
         "attention": width_grid({h for c in space.heads for h in c if h > 0}, grid),
@@ -107,12 +108,14 @@ def build_lut(
     jobs = [("fixed", 0)] + [(kind, w) for kind in ("attention", "ffn") for w in widths[kind]]
     start = time.perf_counter()
     results: dict[tuple[str, int], TimingStats] = {}
+    timer = None
     precision = spec.precision
     bar = tqdm(total=len(jobs) + calibration_samples, desc=f"LUT {spec.runtime}", disable=not progress)
     for kind, width in jobs:
         bar.set_postfix_str(f"{kind} {width}")
         subnet = stack_subnet(kind, width, timing.stack)
         results[kind, width], precision = time_subnet(config, geometry, subnet, spec, seq_len, batch, timing)
+        timer = results[kind, width].timer
         bar.update()
     fixed = results["fixed", 0]
     entries = {
@@ -140,12 +143,15 @@ def build_lut(
             {
                 "precision_requested": spec.precision,
                 "threads_used": spec.threads,
+                **cores,
+                "shape_mode": "static",
                 "grid": grid,
                 "timing": {
                     "warmup": timing.warmup,
                     "repeats": timing.repeats,
                     "min_time_s": timing.min_time_s,
                     "clock": timing.clock,
+                    "timer": timer,
                 },
                 "stack_layers": timing.stack,
                 "fixed_spread_us": fixed.iqr_us,

@@ -100,3 +100,20 @@ def test_held_out_split_is_seeded_and_stored(tmp_path, shared_data):
     assert again_held["sentence1"] == held["sentence1"] and len(again_rest) == len(rest)
     with pytest.raises(EftnasError, match="made for"):
         held_out_split(data.select(range(10)), tmp_path)
+
+
+def test_held_out_indices_come_from_datasets_and_match_earlier_run_dirs(tmp_path):
+    import datasets
+    import numpy as np
+
+    from eftnas_deploy.data.split import held_out_indices
+
+    # datasets' train_test_split draws the same rows the hand-written permutation did before it
+    assert held_out_indices(5000, 500, 3) == sorted(np.random.default_rng(3).permutation(5000)[:500].tolist())
+    data = datasets.Dataset.from_dict({"sentence": [f"s{i}" for i in range(20)], "label": [i % 2 for i in range(20)]})
+    legacy = {"seed": 0, "fraction": 0.1, "num_train_rows": 20, "indices": [4, 17]}  # an earlier run's file
+    (tmp_path / "held_out.json").write_text(json.dumps(legacy))
+    rest, held = held_out_split(data, tmp_path, fraction=0.3, seed=5)
+    assert held["sentence"] == ["s4", "s17"] and len(rest) == 18
+    with pytest.raises(EftnasError, match="held_out_fraction"):
+        held_out_indices(2, 2, 0)

@@ -106,3 +106,33 @@ def test_int8_through_the_cli_with_task_data(supernet_dir, tmp_path, shared_data
     q = manifest["quantization"]
     assert q["calibration_examples"] == 24 and q["eval_examples"] == 24 and q["accuracy_int8"] is not None
     capsys.readouterr()
+
+
+def test_int8_calibration_reads_a_headerless_task_file(supernet_dir, tmp_path, shared_data, capsys):
+    """--task mrpc: the training data layer reads MRPC's headerless TSV; labels take the task's names."""
+    from transformers import AutoTokenizer
+
+    tokenizer_dir = tmp_path / "sn"
+    tokenizer = AutoTokenizer.from_pretrained(shared_data / "tokenizers" / "bert-base-uncased")
+    SuperNetwork(tiny_model(vocab_size=tokenizer.vocab_size)).save_pretrained(tokenizer_dir)
+    tokenizer.save_pretrained(tokenizer_dir)
+    SubnetConfig([2, 0, 4], [64, 0, 32]).save(tmp_path / "s.json")
+    out = tmp_path / "bundle"
+    args = ["--subnet", str(tmp_path / "s.json"), "--formats", "int8", "--task", "mrpc"]
+    args += ["--calibration-file", str(shared_data / "glue" / "MRPC" / "dev.tsv"), "--calibration-size", "16"]
+    args += ["--eval-size", "16", "--max-length", "128"]  # 128 is capped at the model's 64 positions
+    assert _export(tokenizer_dir, out, *args) == 0
+    manifest = json.loads((out / "bundle.json").read_text())
+    q = manifest["quantization"]
+    assert q["calibration_examples"] == 16 and q["eval_examples"] == 16 and q["metric"] == "accuracy_f1"
+    assert manifest["id2label"] == {"0": "not_equivalent", "1": "equivalent"}
+    assert manifest["tokenizer_max_length"] == 64
+    capsys.readouterr()
+
+
+def test_unknown_task_is_named(supernet_dir, tmp_path, capsys):
+    SubnetConfig([1, 0, 2], [8, 16, 0]).save(tmp_path / "s.json")
+    out = tmp_path / "bundle"
+    assert _export(supernet_dir, out, "--subnet", str(tmp_path / "s.json"), "--task", "glue-x") == 2
+    err = capsys.readouterr().err
+    assert "task: unknown task 'glue-x'" in err and "text-classification" in err and not out.exists()

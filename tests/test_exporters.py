@@ -11,11 +11,12 @@ import pytest
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
 
-from eftnas_deploy import SubnetConfig, SuperNetwork, count_macs
+from eftnas_deploy import EftnasError, SubnetConfig, SuperNetwork, count_macs
 from eftnas_deploy.cli import main
+from eftnas_deploy.data.tasks import get_task
 from exporters import onnx as onnx_export
 from exporters import openvino as ov_export
-from exporters.bundle import FORMATS, ExportSource, export_bundle
+from exporters.bundle import FORMATS, ExportSource, apply_task_labels, export_bundle
 from exporters.calibration import read_rows, tokenize_rows
 from exporters.parity import ONNX_ATOL, OPENVINO_ATOL, check_parity
 from exporters.provenance import fingerprint_state_dict
@@ -46,6 +47,7 @@ def cls_bundle(tmp_path_factory, tokenizer):
     data = tokenize_rows(rows, tokenizer, "sentence", label_column="label", max_length=64)
     out = tmp_path_factory.mktemp("cls") / "bundle"
     source = ExportSource.from_supernet(supernet, CLS_SUBNET, tokenizer)
+    apply_task_labels(source.dense, get_task("sst2"))
     calib, held_out = data.take(0, 50), data.take(50)
     manifest = export_bundle(source, out, FORMATS, calibration=calib, evaluation=held_out, ort_optimize=True)
     return supernet, out, manifest
@@ -64,7 +66,8 @@ def test_bundle_carries_subnet_macs_and_fingerprint(cls_bundle):
     assert sorted(manifest["formats"]) == ["int8", "onnx", "openvino", "pytorch"]
     assert json.loads((out / "bundle.json").read_text()) == manifest
     assert manifest["subnet"] == CLS_SUBNET.to_dict()
-    assert manifest["macs"] == count_macs(CLS_SUBNET, supernet.geometry, seq_len=128)
+    assert manifest["macs_seq_len"] == 64 == manifest["max_seq_len"]  # the tiny model's positions stop at 64
+    assert manifest["macs"] == count_macs(CLS_SUBNET, supernet.geometry, seq_len=64)
     assert manifest["source_fingerprint"] == fingerprint_state_dict(supernet.model.state_dict())
     embedded = [
         onnx_export.read_metadata(out / "onnx" / "model.onnx"),
@@ -75,6 +78,69 @@ def test_bundle_carries_subnet_macs_and_fingerprint(cls_bundle):
         assert meta["subnet"] == manifest["subnet"] and meta["macs"] == manifest["macs"]
         assert meta["source_fingerprint"] == manifest["source_fingerprint"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
+
+
+def test_tokenizer_length_fits_the_positions_and_labels_are_named(cls_bundle, tokenizer):
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+
+    _, out, manifest = cls_bundle
+    assert tokenizer.model_max_length > 64  # the caller's tokenizer is left as it was (this one sets no length)
+    assert manifest["tokenizer_max_length"] == 64 and manifest["tokenizer_max_length_source"] is None
+    assert manifest["id2label"] == {"0": "negative", "1": "positive"}
+    for directory in ("pytorch", "onnx", "openvino", "openvino-int8"):
+        saved = AutoTokenizer.from_pretrained(out / directory)
+        assert saved.model_max_length <= 64, directory
+        config = json.loads((out / directory / "config.json").read_text())
+        assert config["id2label"] == {"0": "negative", "1": "positive"}, directory
+    saved = AutoTokenizer.from_pretrained(out / "onnx")
+    ort = ORTModelForSequenceClassification.from_pretrained(out / "onnx")
+    long_text = " ".join(["a gripping, funny film"] * 40)
+    logits = ort(**saved(long_text, truncation=True, return_tensors="pt")).logits
+    assert logits.shape == (1, 2) and ort.config.id2label[int(logits.argmax())] in ("negative", "positive")
+
+
+def test_task_labels_must_fit_the_head():
+    with pytest.raises(EftnasError, match="task: mnli has 3 labels, the model's head has 2"):
+        apply_task_labels(tiny_model(), get_task("mnli"))
+
+
+def test_int8_scores_a_regression_head_with_pearson_spearman(tmp_path):
+    """An STS-B-like model (one output): INT8 is scored with the task metric, not a trivial argmax agreement."""
+    from exporters.calibration import examples_from_split
+    from exporters.quantize import LabeledExamples
+
+    supernet = SuperNetwork(tiny_model(num_labels=1, seed=5))
+    rng = np.random.default_rng(0)
+    features = []
+    for _ in range(48):
+        length = int(rng.integers(6, 20))
+        ids = rng.integers(5, 120, size=(1, length), dtype=np.int64)
+        features.append({"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)})
+    labels = [float(x) for x in rng.uniform(0, 5, size=48)]
+    data = LabeledExamples(features, labels, metric="pearson_spearman")
+    source = ExportSource.from_supernet(supernet, SubnetConfig([2, 0, 4], [64, 0, 0]))
+    manifest = export_bundle(source, tmp_path / "b", "int8", calibration=data.take(0, 24), evaluation=data.take(24))
+    q = manifest["quantization"]
+    assert q["head"] == "regression" and q["metric"] == "pearson_spearman" and q["eval_examples"] == 24
+    assert set(q["scores_int8"]) == {"pearson_spearman", "pearson", "spearmanr"}
+    assert -1 <= q["score_fp32"] <= 1 and q["score_drop"] == pytest.approx(q["score_fp32"] - q["score_int8"])
+    assert "prediction_agreement" not in q and q["prediction_mean_abs_diff"] >= 0
+    assert q["prediction_pearson"] is None or q["prediction_pearson"] > 0.5
+    # the split helper gives regression labels as floats and carries the metric
+    import datasets
+
+    from eftnas_deploy.data.features import PreparedSplit
+
+    split = PreparedSplit(get_task("stsb"), datasets.Dataset.from_dict({"input_ids": [[2, 7, 3]], "labels": [3.5]}))
+    assert examples_from_split(split).labels == [3.5] and examples_from_split(split).metric == "pearson_spearman"
+
+
+def test_span_scores_of_qa_windows():
+    from exporters.quantize import score
+
+    got = score([(3, 5), (0, 0), (4, 3)], [(3, 5), (0, 0), (2, 6)], "squad")
+    assert got["span_exact_match"] == pytest.approx(2 / 3) and got["span_f1"] == pytest.approx(2 / 3)
+    assert score([(3, 4)], [(3, 5)])["span_f1"] == pytest.approx(2 * 2 / (2 + 3))
 
 
 def test_fingerprint_changes_with_weights():
@@ -187,6 +253,75 @@ def test_benchmark_command_reports_latency(cls_bundle, capsys, args):
     assert result["throughput_per_s"] == pytest.approx(2 / (result["median_ms"] / 1e3))
     assert result["cpu"] and result["threads"] == 1 and result["precision"]
     assert result["subnet"] == manifest["subnet"] and result["batch"] == 2 and result["seq_len"] == 16
+    assert result["shape_mode"] == "static" and result["input_shape"] == [2, 16]
+    assert result["usable_cores"] >= 1 and result["threads_oversubscribed"] is False
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_benchmark_refuses_a_seq_len_beyond_the_positions(cls_bundle, capsys, runtime):
+    _, out, _ = cls_bundle  # the tiny model has 64 positions
+    assert main(["benchmark", str(out), "--runtime", runtime, "--precision", "f32", "--seq-len", "128"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: seq-len: 128 does not fit") and "64" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("runtime", "file"), [("onnxruntime", "onnx/model.onnx"), ("openvino", "openvino/openvino_model.xml")]
+)
+def test_benchmark_model_checks_the_shape_on_a_bare_file(cls_bundle, runtime, file):
+    from exporters.benchmark import benchmark_model, output_check
+
+    _, out, _ = cls_bundle
+    spec = RuntimeSpec(runtime, 1, "fp32" if runtime == "onnxruntime" else "f32")
+    with pytest.raises(EftnasError, match=r"seq-len: .* cannot run at input shape \[1, 128\]"):
+        benchmark_model(out / file, spec, batch=1, seq_len=128, vocab_size=100, num_labels=2)
+    with pytest.raises(EftnasError, match=r"output: m returned logits of shape \[1, 0\]"):
+        output_check(["logits"], 1, 16, 2, where="m")([np.zeros((1, 0))])
+
+
+def test_oversubscribed_threads_warn_and_are_recorded(cls_bundle, monkeypatch):
+    from exporters.benchmark import benchmark_bundle
+    from latency_lut import runtime
+
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 1)
+    _, out, _ = cls_bundle
+    with pytest.warns(runtime.OversubscriptionWarning, match="threads: 2 inference threads on 1 usable core"):
+        result = benchmark_bundle(out, "onnxruntime", threads=2, seq_len=8, warmup=1, repeats=2)
+    assert result["usable_cores"] == 1 and result["threads_oversubscribed"] is True
+
+
+def _benchmark_app_median_us(xml: Path, seq_len: int, seconds: int = 1) -> float:
+    import re
+
+    shape = ",".join(f"{n}[1,{seq_len}]" for n in ("input_ids", "attention_mask", "token_type_ids"))
+    cmd = [str(BIN / "benchmark_app"), "-m", str(xml), "-d", "CPU", "-shape", shape, "-hint", "none"]
+    # -api sync is benchmark_app's default under -hint latency; under -hint none it would run one async request,
+    # whose pinned worker thread waits for a free core whenever the machine is shared (+20..100% seen here).
+    cmd += ["-nstreams", "1", "-nthreads", "1", "-infer_precision", "f32", "-api", "sync", "-t", str(seconds)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    value, unit = re.search(r"Median:\s+([\d.]+)\s*(ms|us)", proc.stdout).groups()
+    return float(value) * (1e3 if unit == "ms" else 1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_benchmark_agrees_with_benchmark_app(cls_bundle, variant):
+    """Same shape (static), threads, streams and precision: medians within 10%, paired round by round."""
+    from exporters.benchmark import benchmark_bundle
+
+    _, out, _ = cls_bundle
+    xml = out / ("openvino" if variant == "fp32" else "openvino-int8") / "openvino_model.xml"
+    ratios, ours, theirs = [], [], []
+    for _ in range(7):  # interleaved, so that load drift on a shared machine hits both alike
+        result = benchmark_bundle(out, "openvino", 1, 1, 32, "f32", variant, warmup=50, repeats=3000)
+        assert result["shape_mode"] == "static" and result["timing"]["timer"].startswith("openvino")
+        ours.append(result["median_ms"] * 1e3)
+        theirs.append(_benchmark_app_median_us(xml, 32))
+        ratios.append(ours[-1] / theirs[-1])
+    ratio = float(np.median(ratios))
+    print(f"{variant}: ours {np.median(ours):.1f} us, benchmark_app {np.median(theirs):.1f} us, ratio {ratio:.3f}")
+    assert 0.9 <= ratio <= 1.1, f"{variant}: ours {ours} us vs benchmark_app {theirs} us (median ratio {ratio:.3f})"
 
 
 def test_benchmark_rejects_missing_artifact(qa_bundle, capsys):

@@ -197,3 +197,16 @@ def test_final_finetune_resumes_from_its_checkpoint_after_a_crash(demo_run, caps
     assert not (demo_run / "07_finetune.partial").exists()
     scores = record["outputs"]["scores"]["held_out"]
     assert set(scores) == {"before", "after"}
+
+
+def test_demo_bundle_tokenizer_positions_and_labels_agree(demo_run):
+    from transformers import AutoTokenizer
+
+    bundle = demo_run / "08_export" / "bundle"
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    positions = manifest["parent_geometry"]["max_position_embeddings"]
+    assert manifest["macs_seq_len"] <= positions and manifest["tokenizer_max_length"] <= positions
+    for directory in ("pytorch", "onnx", "openvino", "openvino-int8"):
+        assert AutoTokenizer.from_pretrained(bundle / directory).model_max_length <= positions
+        config = json.loads((bundle / directory / "config.json").read_text())
+        assert config["id2label"] == {"0": "negative", "1": "positive"}

@@ -41,7 +41,7 @@ def test_space_command_refuses_unreachable_targets(tmp_path, capsys):
     assert "is outside" in capsys.readouterr().err and not (tmp_path / "s").exists()
 
 
-def test_movement_importance_command_on_sst2(tmp_path, shared_data, capsys):
+def test_importance_command_on_sst2_defaults_to_taylor(tmp_path, shared_data, capsys):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(shared_data / "tokenizers/bert-base-uncased")
@@ -52,7 +52,7 @@ def test_movement_importance_command_on_sst2(tmp_path, shared_data, capsys):
                  "--limit", "64", "--steps", "4", "--batch-size", "16", "--max-length", "32",
                  "--out", str(tmp_path / "imp")]) == 0  # fmt: skip
     scores = ImportanceScores.load(tmp_path / "imp" / "importance.safetensors")
-    assert scores.criterion == "movement" and scores.metadata["steps"] == 4
+    assert scores.criterion == "taylor" and scores.metadata["steps"] == 4
     assert (tmp_path / "imp" / "model" / "tokenizer_config.json").is_file()
     json.dumps(scores.metadata)
 

@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         print(
-            f"{result['runtime']} {args.format} ({result['precision']}, {result['threads']} thread(s)) "
-            f"batch {result['batch']} seq {result['seq_len']}: median {result['median_ms']:.3f} ms, "
+            f"{result['runtime']} {args.format} ({result['precision']}, {result['threads']} thread(s) on "
+            f"{result['usable_cores']} usable core(s)) static shape [{result['batch']}, {result['seq_len']}]: "
+            f"median {result['median_ms']:.3f} ms, "
             f"p90 {result['p90_ms']:.3f} ms, {result['throughput_per_s']:.1f} seq/s on {result['cpu']}"
         )
     return 0

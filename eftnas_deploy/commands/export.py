@@ -19,7 +19,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--subnet", help="subnet.json (heads and ffn per layer)")
     p.add_argument("--pareto", help="pareto.json: a list of points, each with a 'subnet' object")
     p.add_argument("--index", type=int, help="which point of --pareto")
-    p.add_argument("--task", default=None, choices=SUPPORTED_TASKS, help="default: the super-network's head")
+    p.add_argument(
+        "--task",
+        default=None,
+        help=f"model head {SUPPORTED_TASKS}, or a task (sst2, mrpc, stsb, squad, ...): labels are named after it "
+        "and --calibration-file is read as in training (headerless files, --columns); default: the super-network's "
+        "head",
+    )
     p.add_argument(
         "--allow-untrained-subnet", action="store_true", help="accept a sub-network outside the trained search space"
     )
@@ -30,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q = p.add_argument_group("INT8 calibration (required for the int8 format)")
     q.add_argument("--calibration-file", help="labelled .tsv/.csv/.json(l) task data")
     q.add_argument("--eval-file", help="held-out split for accuracy before/after (default: rest of the file)")
+    q.add_argument("--columns", default=None, help="with a --task name: canonical=file_column or =position, comma list")
     q.add_argument("--text-column", default="sentence")
     q.add_argument("--text-pair-column", default=None)
     q.add_argument("--label-column", default="label")
@@ -42,16 +49,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from eftnas_deploy.io import check_output_dir
-    from exporters.bundle import export_bundle, parse_formats
+    from exporters.bundle import apply_task_labels, export_bundle, parse_formats
+    from exporters.calibration import resolve_task
 
     formats = parse_formats(args.formats)
     check_output_dir(args.out, args.overwrite)
     if "int8" in formats and not args.calibration_file:
         raise EftnasError("calibration-file: the int8 format needs a calibration data set (--calibration-file)")
     source = _source(args)
+    apply_task_labels(source.dense, resolve_task(args.task)[1] if args.task else None)
     calibration = evaluation = None
     if "int8" in formats:
-        calibration, evaluation = _calibration(args, source.tokenizer)
+        calibration, evaluation = _calibration(args, source)
     manifest = export_bundle(
         source,
         args.out,
@@ -73,6 +82,7 @@ def _source(args: argparse.Namespace):
     from eftnas_deploy.elastic import SuperNetwork
     from eftnas_deploy.models import load_tokenizer_if_present
     from exporters.bundle import ExportSource
+    from exporters.calibration import resolve_task
 
     if args.sliced:
         if args.subnet or args.pareto:
@@ -82,7 +92,8 @@ def _source(args: argparse.Namespace):
     from eftnas_deploy.subnet_checks import check_deployable
 
     subnet = _subnet(args)
-    supernet = SuperNetwork.from_pretrained(args.supernet, task=args.task or infer_task(args.supernet, "supernet"))
+    head = resolve_task(args.task)[0] if args.task else infer_task(args.supernet, "supernet")
+    supernet = SuperNetwork.from_pretrained(args.supernet, task=head)
     check_deployable(subnet, supernet.geometry, args.supernet, args.allow_untrained_subnet)
     return ExportSource.from_supernet(supernet, subnet, load_tokenizer_if_present(args.supernet))
 
@@ -105,17 +116,25 @@ def _subnet(args: argparse.Namespace) -> SubnetConfig:
     return SubnetConfig.from_dict(point["subnet"])
 
 
-def _calibration(args: argparse.Namespace, tokenizer):
-    from exporters.calibration import class_names, read_rows, tokenize_rows
+def _calibration(args: argparse.Namespace, source):
+    from eftnas_deploy.geometry import ModelGeometry
+    from exporters.calibration import class_names, read_rows, resolve_task, task_calibration, tokenize_rows
+    from exporters.provenance import max_seq_len
 
+    tokenizer = source.tokenizer
     if tokenizer is None:
         raise EftnasError("calibration-file: the model directory has no tokenizer to tokenize the calibration data")
+    max_length = min(args.max_length, max_seq_len(ModelGeometry.from_config(source.dense.config)))
+    task = resolve_task(args.task)[1] if args.task else None
+    if task is not None:
+        sizes = dict(calibration_size=args.calibration_size, eval_size=args.eval_size, max_length=max_length)
+        return task_calibration(task, tokenizer, args.calibration_file, args.eval_file, args.columns, **sizes)
     rows = read_rows(args.calibration_file)
     columns = dict(
         text_column=args.text_column,
         text_pair_column=args.text_pair_column,
         label_column=args.label_column,
-        max_length=args.max_length,
+        max_length=max_length,
     )
     calibration_rows = rows[: args.calibration_size]
     if args.eval_file:

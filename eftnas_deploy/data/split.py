@@ -37,12 +37,25 @@ def held_out_split(
         size = max(1, round(n * fraction))
         if max_size is not None:
             size = min(size, max_size)
-        held = sorted(np.random.default_rng(seed).permutation(n)[:size].tolist())
+        held = held_out_indices(n, size, seed)
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         write_json(path, {"seed": seed, "fraction": fraction, "num_train_rows": n, "indices": held})
     held_set = set(held)
     rest = [i for i in range(n) if i not in held_set]
     return train.select(rest), train.select(held)
+
+
+def held_out_indices(n: int, size: int, seed: int) -> list[int]:
+    """Sorted row indices of a seeded `size`-row test split, drawn by `datasets.Dataset.train_test_split`.
+
+    It permutes with `numpy.random.default_rng(seed)` and takes the first `size` rows, so the indices equal
+    those of run dirs written before it was used here.
+    """
+    if size >= n:
+        raise EftnasError(f"held_out_fraction: {size} held-out rows leave none of the {n} train rows for training")
+    rows = datasets.Dataset.from_dict({"row": np.arange(n, dtype=np.int64)})
+    test = rows.train_test_split(test_size=size, shuffle=True, seed=seed)["test"]
+    return sorted(int(i) for i in test["row"])
 
 
 def held_out_from_run(

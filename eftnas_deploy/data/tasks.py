@@ -13,6 +13,7 @@ class TaskSpec:
 
     `text_columns` and `label_column` are canonical names; local files are mapped onto them.
     `label_names` maps string labels (e.g. RTE's "entailment") to ids; integer labels are kept.
+    `class_names` names integer classes (the hub dataset's ClassLabel names) for `id2label`.
     """
 
     name: str
@@ -26,6 +27,18 @@ class TaskSpec:
     train_split: str = "train"
     eval_splits: tuple[str, ...] = ("validation",)
     headerless_columns: tuple[str, ...] = ()
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def id2label(self) -> dict[int, str] | None:
+        """Class names by id for a classification model's config (None for regression and QA)."""
+        names = self.label_names or self.class_names
+        return dict(enumerate(names)) if self.kind == "classification" and names else None
+
+    def label_config(self) -> dict[str, dict]:
+        """`id2label`/`label2id` keyword arguments for an HF config (empty where the task has no class names)."""
+        id2label = self.id2label
+        return {} if id2label is None else {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
 
     @property
     def model_task(self) -> str:
@@ -51,15 +64,16 @@ def _glue(name: str, text: tuple[str, ...], metric: str, **kw) -> TaskSpec:
 TASKS: dict[str, TaskSpec] = {
     t.name: t
     for t in (
-        _glue("cola", ("sentence",), "matthews"),
-        _glue("sst2", ("sentence",), "accuracy"),
+        _glue("cola", ("sentence",), "matthews", class_names=("unacceptable", "acceptable")),
+        _glue("sst2", ("sentence",), "accuracy", class_names=("negative", "positive")),
         _glue(
             "mrpc",
             ("sentence1", "sentence2"),
             "accuracy_f1",
             headerless_columns=("label", "id1", "id2", "sentence1", "sentence2"),
+            class_names=("not_equivalent", "equivalent"),
         ),
-        _glue("qqp", ("question1", "question2"), "accuracy_f1"),
+        _glue("qqp", ("question1", "question2"), "accuracy_f1", class_names=("not_duplicate", "duplicate")),
         _glue(
             "mnli",
             ("premise", "hypothesis"),

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import numpy as np
 
 from eftnas_deploy.data import PreparedSplit, TaskSpec, get_task, held_out_split, load_split, prepare_split
 from eftnas_deploy.data.loading import parse_columns
@@ -88,11 +87,7 @@ def first_rows(split: PreparedSplit, limit: int | None) -> PreparedSplit:
 
 
 def labeled_examples(split: PreparedSplit, limit: int | None):
-    """The first `limit` features of a split as batch-1 int64 arrays (with class labels unless QA)."""
-    from exporters.quantize import LabeledExamples
+    """The first `limit` features of a split as batch-1 int64 arrays, with the task's labels and metric."""
+    from exporters.calibration import examples_from_split
 
-    names = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in split.features.column_names]
-    rows = first_rows(split, limit).features
-    features = [{n: np.asarray([row[n]], dtype=np.int64) for n in names} for row in rows]
-    labels = None if split.task.kind != "classification" else [int(v) for v in rows["labels"]]
-    return LabeledExamples(features, labels)
+    return examples_from_split(first_rows(split, limit))

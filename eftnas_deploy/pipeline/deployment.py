@@ -47,6 +47,7 @@ def benchmark_all(work: Path, threads: int, batch: int, seq_len: int, repeats: i
                     "precision": result["precision"],
                     "median_ms": result["median_ms"],
                     "p90_ms": result["p90_ms"],
+                    **{k: result[k] for k in ("threads", "usable_cores", "threads_oversubscribed", "shape_mode")},
                 }
             )
     return rows

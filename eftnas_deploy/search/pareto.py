@@ -39,16 +39,21 @@ def dominates(a: ParetoPoint, b: ParetoPoint) -> bool:
 
 
 def non_dominated(points: Iterable[ParetoPoint]) -> list[ParetoPoint]:
-    """The Pareto front, one point per sub-network, sorted by cost."""
-    unique = {p.subnet: p for p in points}
-    ordered = sorted(unique.values(), key=lambda p: (p.cost, -p.accuracy))
-    front: list[ParetoPoint] = []
-    best_accuracy = -np.inf
-    for point in ordered:  # by ascending cost, keep strictly improving accuracy
-        if point.accuracy > best_accuracy:
-            front.append(point)
-            best_accuracy = point.accuracy
-    return front
+    """The Pareto front, one point per sub-network (its last evaluation) and per objective pair, sorted by cost.
+
+    pymoo's non-dominated sorting on (−accuracy, cost); of sub-networks with equal objectives the first is kept.
+    """
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    by_objectives: dict[tuple[float, float], ParetoPoint] = {}
+    for point in {p.subnet: p for p in points}.values():
+        by_objectives.setdefault((point.accuracy, point.cost), point)
+    unique = list(by_objectives.values())
+    if len(unique) <= 1:
+        return unique
+    objectives = np.array([[-p.accuracy, p.cost] for p in unique], dtype=float)
+    front = NonDominatedSorting().do(objectives, only_non_dominated_front=True)
+    return sorted((unique[i] for i in front), key=lambda p: (p.cost, -p.accuracy))
 
 
 def hypervolume(points: Sequence[ParetoPoint], cost_scale: float, accuracy_ref: float = 0.0) -> float:

@@ -19,12 +19,12 @@ def teacher_from_config(
     """A randomly initialised model sized for `tokenizer` (for offline use, trained from scratch)."""
     config.setdefault("vocab_size", len(tokenizer))
     config.setdefault("pad_token_id", tokenizer.pad_token_id or 0)
-    return build_model(model_type, task.model_task, num_labels=task.model_num_labels, **config)
+    return build_model(model_type, task.model_task, num_labels=task.model_num_labels, **task.label_config(), **config)
 
 
 def load_teacher(name_or_path: str, task: TaskSpec) -> PreTrainedModel:
     """A pretrained (or already fine-tuned) model for `task`."""
-    kwargs = {"num_labels": task.model_num_labels} if task.kind != "qa" else {}
+    kwargs = {"num_labels": task.model_num_labels, **task.label_config()} if task.kind != "qa" else {}
     return load_model(name_or_path, task.model_task, **kwargs)
 
 
