@@ -30,7 +30,7 @@ def _dead_pid() -> int:
 
 
 def test_stale_temporaries_are_removed(tmp_path):
-    work = tmp_path / "07_export.partial"
+    work = tmp_path / "08_export.partial"
     (work / ".bundle.tmp-123-abc" / "onnx").mkdir(parents=True)
     (work / "pareto" / ".00.tmp-456-xyz").mkdir(parents=True)
     (work / ".deployment.json.tmp").write_text("{")
@@ -206,7 +206,8 @@ def test_a_pipeline_killed_at_every_stage_resumes_to_a_complete_bundle(tmp_path)
         ("the LUT stage", lambda: (run / "04_lut.partial").is_dir()),
         ("a super-network checkpoint", lambda: any((run / "05_supernet.partial").glob("checkpoints/checkpoint-*"))),
         ("the search's 10th trial", lambda: lines(run / "06_search.partial" / "search_trials.jsonl") > 10),
-        ("the bundle being exported", lambda: any((run / "07_export.partial").glob(".bundle.tmp-*"))),
+        ("a fine-tune checkpoint", lambda: any((run / "07_finetune.partial").glob("checkpoints/checkpoint-*"))),
+        ("the bundle being exported", lambda: any((run / "08_export.partial").glob(".bundle.tmp-*"))),
     ]  # fmt: skip
     for what, ready in kill_points:
         done = _run_until(config, ready, what)
@@ -216,7 +217,7 @@ def test_a_pipeline_killed_at_every_stage_resumes_to_a_complete_bundle(tmp_path)
 
     state = json.loads((run / "pipeline_state.json").read_text())["stages"]
     assert all(s["status"] == "done" for s in state.values())
-    for stage in ("01_teacher", "04_lut", "05_supernet", "06_search", "07_export"):
+    for stage in ("01_teacher", "04_lut", "05_supernet", "06_search", "07_finetune", "08_export"):
         assert state[stage]["resumed"] is True, stage
     assert not [p for p in run.rglob("*") if ".tmp" in p.name or ".partial" in p.name or p.name == LOCK_FILE]
 
@@ -224,7 +225,7 @@ def test_a_pipeline_killed_at_every_stage_resumes_to_a_complete_bundle(tmp_path)
     assert len(trials) == 61  # the header and exactly `evals` trials: none lost, none repeated
     assert json.loads((run / "06_search" / "search_summary.json").read_text())["trials"] == 60
 
-    bundle = run / "07_export" / "bundle"
+    bundle = run / "08_export" / "bundle"
     manifest = json.loads((bundle / "bundle.json").read_text())
     chosen = json.loads((run / "06_search" / "subnet.json").read_text())
     assert manifest["subnet"] == {"heads": chosen["heads"], "ffn": chosen["ffn"]}
