@@ -102,6 +102,7 @@ def finetune_dense(model, teacher, train, tokenizer, steps: int, cfg: Any, seed:
         model=model, teacher=teacher, kd=KDConfig(),
         args=training_arguments(
             work, max_steps=steps, learning_rate=cfg.finetune.lr, warmup_ratio=cfg.finetune.warmup_ratio,
+            group_by_length=cfg.data.group_by_length,
             per_device_train_batch_size=cfg.finetune.batch_size, seed=seed, disable_tqdm=True,
         ),
         train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
@@ -138,6 +139,7 @@ def pipeline_config(args: argparse.Namespace, spec: dict, fraction: float, full_
         "data.max_train_rows": spec["train_rows"] if not args.quick else 1200,
         "data.max_dev_rows": None if not args.quick else 300,
         "data.max_length": SEQ_LEN,
+        "data.group_by_length": True,
         "model.name": minilm_path(),
         "teacher.epochs": args.teacher_epochs,
         "space.seq_len": SEQ_LEN,
@@ -187,7 +189,7 @@ def importance_criteria(teacher_dir: Path, task, train, dev, tokenizer, steps: i
     for criterion in ("movement", "taylor"):
         model = load_teacher(str(teacher_dir), task)
         torch.manual_seed(seed)
-        loader = training_batches(train, tokenizer, 32, seed)
+        loader = training_batches(train, tokenizer, 32, seed, group_by_length=True)
         scores = movement_importance(model, loader, steps=steps, criterion=criterion, progress=False)
         rankings[criterion] = (scores.heads, scores.ffn)
     from eftnas_deploy.importance import magnitude_importance
@@ -261,7 +263,8 @@ def baselines(args, first_dir: Path, config, which: str, task, tokenizer, train,
             for seed in args.baseline_seeds:
                 model = load_teacher(str(first_dir / TEACHER), task)
                 torch.manual_seed(seed)
-                pruned = prune_with_torch_pruning(model, training_batches(train, tokenizer, 32, seed), h, f)
+                batches = training_batches(train, tokenizer, 32, seed, group_by_length=True)
+                pruned = prune_with_torch_pruning(model, batches, h, f)
                 pruned.train()
                 walls.append(finetune_dense(pruned, teacher, train, tokenizer, steps, config, seed, scratch))
                 scores.append(dense_score(pruned, dev))

@@ -39,6 +39,9 @@ class DataConfig:
     max_dev_rows: int | None = None
     max_length: int = 128
     held_out_fraction: float = 0.1
+    # Batches of similar length in every training stage: several times faster with dynamic padding on short
+    # texts (SST-2), but batches then follow length; off where length goes with the label.
+    group_by_length: bool = False
 
     def problems(self) -> list[tuple[str, str]]:
         from eftnas_deploy.data.tasks import TASKS, get_task

@@ -81,6 +81,7 @@ def teacher(ctx: RunContext, work: Path) -> dict[str, Any]:
             num_train_epochs=cfg.teacher.epochs, learning_rate=cfg.teacher.lr,
             per_device_train_batch_size=cfg.teacher.batch_size, warmup_ratio=cfg.teacher.warmup_ratio,
             seed=cfg.seed, save_strategy="steps", save_steps=cfg.supernet.save_steps, save_total_limit=1,
+            group_by_length=cfg.data.group_by_length,
         )  # fmt: skip
         shutil.rmtree(out, ignore_errors=True)
     model.save_pretrained(work)
@@ -99,7 +100,9 @@ def importance(ctx: RunContext, work: Path) -> dict[str, Any]:
         scores = magnitude_importance(model)
     else:
         train = ctx.split("train", tokenizer)
-        loader = training_batches(train, tokenizer, cfg.batch_size, ctx.config.seed)
+        loader = training_batches(
+            train, tokenizer, cfg.batch_size, ctx.config.seed, group_by_length=ctx.config.data.group_by_length
+        )
         torch.manual_seed(ctx.config.seed)
         scores = movement_importance(model, loader, steps=cfg.steps, lr=cfg.lr, criterion=cfg.criterion)
     model.save_pretrained(work / "model")
@@ -183,6 +186,7 @@ def supernet(ctx: RunContext, work: Path) -> dict[str, Any]:
         teacher=external, kd=KDConfig(), distill_from=cfg.distill_from,
         args=training_arguments(
             out, num_train_epochs=cfg.epochs, learning_rate=cfg.lr, warmup_ratio=cfg.warmup_ratio,
+            group_by_length=ctx.config.data.group_by_length,
             per_device_train_batch_size=cfg.batch_size, seed=ctx.config.seed, save_strategy="steps",
             save_steps=cfg.save_steps, save_total_limit=1,
         ),
@@ -289,6 +293,7 @@ def finetune(ctx: RunContext, work: Path) -> dict[str, Any]:
         kd=KDConfig(),
         args=training_arguments(
             out, num_train_epochs=cfg.epochs, learning_rate=cfg.lr, warmup_ratio=cfg.warmup_ratio,
+            group_by_length=ctx.config.data.group_by_length,
             per_device_train_batch_size=cfg.batch_size, seed=ctx.config.seed, save_strategy="steps",
             save_steps=ctx.config.supernet.save_steps, save_total_limit=1,
         ),

@@ -18,8 +18,6 @@ DEFAULTS: dict[str, Any] = dict(
     save_strategy="no",
     report_to="none",
     dataloader_num_workers=0,
-    # Batches of similar lengths: with dynamic padding, a random batch of SST-2 pads 13-token sentences to ~40.
-    group_by_length=True,
     disable_tqdm=False,
     seed=0,
 )
@@ -39,17 +37,28 @@ def collator_for(split: PreparedSplit, tokenizer: PreTrainedTokenizerBase):
     return DataCollatorWithPadding(tokenizer)
 
 
-def training_batches(split: PreparedSplit, tokenizer: PreTrainedTokenizerBase, batch_size: int = 32, seed: int = 0):
-    """A seeded DataLoader of padded training batches (dicts of tensors with labels), grouped by length.
+def training_batches(
+    split: PreparedSplit,
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int = 32,
+    seed: int = 0,
+    group_by_length: bool = False,
+):
+    """A seeded, shuffled DataLoader of padded training batches (dicts of tensors with labels).
 
-    Batches hold rows of similar length in a random order (HF's LengthGroupedSampler, as `group_by_length`
-    in the Trainer): with dynamic padding a random SST-2 batch pads 13-token rows to ~50, 4x the compute.
+    `group_by_length` puts rows of similar length together (HF's LengthGroupedSampler, the Trainer's option of
+    the same name): with dynamic padding a random SST-2 batch pads 13-token rows to ~50, several times the
+    compute. It is off by default because the batches then follow length, and where length goes with the label
+    (the demo's task) training suffers.
     """
     from torch.utils.data import DataLoader
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
     generator = torch.Generator().manual_seed(seed)
     features = split.features.with_format("torch")
+    collate = collator_for(split, tokenizer)
+    if not group_by_length:
+        return DataLoader(features, batch_size=batch_size, shuffle=True, collate_fn=collate, generator=generator)
     lengths = [len(ids) for ids in split.features["input_ids"]]
     sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
-    return DataLoader(features, batch_size=batch_size, sampler=sampler, collate_fn=collator_for(split, tokenizer))
+    return DataLoader(features, batch_size=batch_size, sampler=sampler, collate_fn=collate)
