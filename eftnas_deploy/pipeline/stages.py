@@ -57,6 +57,15 @@ def _checkpoints(work: Path) -> tuple[Path, str | None]:
     return path, last_complete_checkpoint(path)
 
 
+def _trainer_args(ctx: RunContext, out: Path, cfg: Any):
+    """Trainer arguments of a super-network or fine-tune section (epochs, lr, warmup, batch), checkpointed."""
+    return training_arguments(
+        out, num_train_epochs=cfg.epochs, learning_rate=cfg.lr, warmup_ratio=cfg.warmup_ratio,
+        per_device_train_batch_size=cfg.batch_size, group_by_length=ctx.config.data.group_by_length,
+        seed=ctx.config.seed, save_strategy="steps", save_steps=ctx.config.supernet.save_steps, save_total_limit=1,
+    )  # fmt: skip
+
+
 def _full_score(model, split) -> float | None:
     if split is None:
         return None
@@ -184,12 +193,7 @@ def supernet(ctx: RunContext, work: Path) -> dict[str, Any]:
     trainer = SuperNetTrainer(
         supernet=net, search_space=search_space, strategy=cfg.strategy, num_random=cfg.num_random,
         teacher=external, kd=KDConfig(), distill_from=cfg.distill_from,
-        args=training_arguments(
-            out, num_train_epochs=cfg.epochs, learning_rate=cfg.lr, warmup_ratio=cfg.warmup_ratio,
-            group_by_length=ctx.config.data.group_by_length,
-            per_device_train_batch_size=cfg.batch_size, seed=ctx.config.seed, save_strategy="steps",
-            save_steps=cfg.save_steps, save_total_limit=1,
-        ),
+        args=_trainer_args(ctx, out, cfg),
         train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
     )  # fmt: skip
     trainer.train(resume_from_checkpoint=resume)
@@ -271,8 +275,8 @@ def finetune(ctx: RunContext, work: Path) -> dict[str, Any]:
     """Stage 7: fine-tune the chosen sub-network alone (distilled from the teacher); resumes from checkpoints.
 
     Trains inside the super-network with only the chosen sub-network active (a one-point search space), so
-    slicing, parity and export stay the same code path. The result is kept only if the held-out score does
-    not drop (`finetune.keep_if_better`); scores before and after are recorded on held-out and dev rows.
+    slicing, parity and export stay the same code path. Scores before and after are recorded on held-out and
+    dev rows; with `finetune.keep_if_better` the result is dropped if the held-out score fell.
     """
     from eftnas_deploy.training import KDConfig
 
@@ -291,12 +295,7 @@ def finetune(ctx: RunContext, work: Path) -> dict[str, Any]:
     trainer = SuperNetTrainer(
         supernet=net, search_space=SearchSpace.single(chosen), strategy="standard", teacher=teacher_model,
         kd=KDConfig(),
-        args=training_arguments(
-            out, num_train_epochs=cfg.epochs, learning_rate=cfg.lr, warmup_ratio=cfg.warmup_ratio,
-            group_by_length=ctx.config.data.group_by_length,
-            per_device_train_batch_size=cfg.batch_size, seed=ctx.config.seed, save_strategy="steps",
-            save_steps=ctx.config.supernet.save_steps, save_total_limit=1,
-        ),
+        args=_trainer_args(ctx, out, cfg),
         train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
     )  # fmt: skip
     trainer.train(resume_from_checkpoint=resume)
