@@ -22,9 +22,9 @@ from torch import nn
 from torch_pruning_baseline import prune_with_torch_pruning, uniform_head_ffn_for_fraction
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from eftnas_deploy.geometry import ModelGeometry
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.metrics import count_macs
-from eftnas_deploy.subnet import SubnetConfig
 
 SST2 = Path("/work/shared/data/glue/SST-2/train.tsv")
 SEQ_LEN, ROWS, BATCH, TAYLOR_BATCHES = 64, 256, 32, 6

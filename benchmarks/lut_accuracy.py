@@ -18,16 +18,16 @@ from pathlib import Path
 
 import torch
 
-from eftnas_deploy.geometry import ModelGeometry
-from eftnas_deploy.io import write_json
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.core.io import write_json
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.metrics import count_macs
-from eftnas_deploy.space import SearchSpace
-from eftnas_deploy.subnet import SubnetConfig
+from exporters.runtime import RuntimeSpec, cpu_info, load_onnx
 from latency_lut.config import config_from_geometry, load_supernet
 from latency_lut.export import exported, random_dense_model
 from latency_lut.measure import TimingSettings, build_lut, time_onnx
 from latency_lut.predict import LatencyPredictor
-from latency_lut.runtime import RuntimeSpec, cpu_info, load_onnx
 from latency_lut.validate import plot_validation, sample_across_cost, validate_luts
 
 BERT_BASE = ModelGeometry("bert", 12, 12, 64, 768, 3072, 30522, 512, 2)

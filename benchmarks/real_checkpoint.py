@@ -43,21 +43,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from torch_pruning_baseline import prune_with_torch_pruning, uniform_head_ffn_for_fraction
 
+from eftnas_deploy.app.pipeline.config import load_config
+from eftnas_deploy.app.pipeline.context import EXPORT, FINETUNE, IMPORTANCE, SEARCH, SPACE, SUPERNET, TEACHER
+from eftnas_deploy.app.pipeline.runner import STATE_FILE, open_run_dir, read_state, run_pipeline
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.core.io import read_json, write_json
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import get_task, load_split
 from eftnas_deploy.data.loading import parse_columns
-from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.evaluation import INPUT_NAMES, evaluate, pad_batch
-from eftnas_deploy.geometry import ModelGeometry
-from eftnas_deploy.importance import movement_importance
-from eftnas_deploy.io import read_json, write_json
+from eftnas_deploy.importance.scores import movement_importance
 from eftnas_deploy.metrics import count_macs
 from eftnas_deploy.metrics.task_metrics import classification_metrics
-from eftnas_deploy.pipeline.config import load_config
-from eftnas_deploy.pipeline.context import EXPORT, FINETUNE, IMPORTANCE, SEARCH, SPACE, SUPERNET, TEACHER
-from eftnas_deploy.pipeline.runner import STATE_FILE, open_run_dir, read_state, run_pipeline
-from eftnas_deploy.reorder import permute_ffn, permute_heads
-from eftnas_deploy.slicing import slice_subnet
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.supernet.elastic import SuperNetwork
+from eftnas_deploy.supernet.reorder import permute_ffn, permute_heads
+from eftnas_deploy.supernet.slicing import slice_subnet
 from eftnas_deploy.training import KDConfig, collator_for, load_teacher, training_arguments, training_batches
 from eftnas_deploy.training.distill import kd_loss, logits_of
 
@@ -192,7 +192,7 @@ def importance_criteria(teacher_dir: Path, task, train, dev, tokenizer, steps: i
         loader = training_batches(train, tokenizer, 32, seed, group_by_length=True)
         scores = movement_importance(model, loader, steps=steps, criterion=criterion, progress=False)
         rankings[criterion] = (scores.heads, scores.ffn)
-    from eftnas_deploy.importance import magnitude_importance
+    from eftnas_deploy.importance.scores import magnitude_importance
 
     base = load_teacher(str(teacher_dir), task)
     magnitude = magnitude_importance(base)
@@ -280,7 +280,7 @@ def latency_headline(runs: dict, clock: str = "wall") -> dict:
     `clock="cpu"` times each call on the process CPU clock: with 1 thread it is a dedicated core's latency
     even while other jobs share the machine (the wall clock is only valid on a quiet machine).
     """
-    from latency_lut.runtime import RuntimeSpec, make_feeds, open_model, time_interleaved
+    from exporters.runtime import RuntimeSpec, make_feeds, open_model, time_interleaved
 
     first = next(iter(runs.values()))["dir"]
     models = {"teacher_ort_fp32": open_model(first / EXPORT / "full_model" / "onnx" / "model.onnx",
@@ -397,7 +397,7 @@ def main() -> None:
             runs = run_picks(args, spec, args.work, full_macs, steps_per_epoch)
             value = {"picks": pick_summaries(runs, geometry, full_macs), "latency": latency_headline(runs)}
         else:
-            from eftnas_deploy.pipeline.context import RunContext
+            from eftnas_deploy.app.pipeline.context import RunContext
 
             ctx = RunContext(first_config, first_dir)  # the pipeline's own held-out cut and dev rows
             train, dev = ctx.split("train", tokenizer), ctx.split("dev", tokenizer)

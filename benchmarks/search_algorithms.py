@@ -23,18 +23,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from transformers import AutoTokenizer
 
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import PreparedSplit
 from eftnas_deploy.data.split import held_out_from_run
-from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.evaluation import evaluate
 from eftnas_deploy.metrics import count_params
 from eftnas_deploy.search import ALGORITHMS, SearchConfig, hypervolume, non_dominated, run_search
-from eftnas_deploy.space import SearchSpace
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.supernet.elastic import SuperNetwork
+from exporters.runtime import RuntimeSpec, cpu_info
 from latency_lut.config import config_from_geometry
 from latency_lut.measure import TimingSettings, build_lut
 from latency_lut.predict import LatencyPredictor
-from latency_lut.runtime import RuntimeSpec, cpu_info
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SUPERNET = ROOT / "runs" / "bench_supernet_sst2" / "full_external_kd" / "supernet"

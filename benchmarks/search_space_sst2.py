@@ -15,10 +15,10 @@ import torch
 from transformers import AutoTokenizer
 
 from eftnas_deploy import SubnetConfig, build_model, count_macs
-from eftnas_deploy.importance import magnitude_importance, movement_importance, reorder_by_importance
-from eftnas_deploy.io import write_json
-from eftnas_deploy.search_space_gen import evenly_spaced_targets, generate_search_space
-from eftnas_deploy.text_data import read_tsv_texts, tokenized_batches
+from eftnas_deploy.core.io import write_json
+from eftnas_deploy.data.text_data import read_tsv_texts, tokenized_batches
+from eftnas_deploy.importance.scores import magnitude_importance, movement_importance, reorder_by_importance
+from eftnas_deploy.space.generate import evenly_spaced_targets, generate_search_space
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

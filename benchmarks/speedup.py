@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from eftnas_deploy import SubnetConfig, SuperNetwork, build_model, count_macs
-from eftnas_deploy.io import write_json
+from eftnas_deploy.core.io import write_json
 from exporters.benchmark import artifact_of, runtime_spec
 from exporters.bundle import ExportSource, export_bundle
 from exporters.quantize import LabeledExamples
-from latency_lut.runtime import cpu_info, make_feeds, open_model, time_interleaved
+from exporters.runtime import cpu_info, make_feeds, open_model, time_interleaved
 
 BERT_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
 SEQ_LEN = 128

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from eftnas_deploy.elastic import SuperNetwork
+from eftnas_deploy.app.pipeline.config import PipelineConfig
+from eftnas_deploy.app.pipeline.context import SPACE, TEACHER, RunContext
+from eftnas_deploy.core.io import write_json
+from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.evaluation import evaluate
-from eftnas_deploy.io import write_json
-from eftnas_deploy.pipeline.config import PipelineConfig
-from eftnas_deploy.pipeline.context import SPACE, TEACHER, RunContext
-from eftnas_deploy.space import SearchSpace
+from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.training import KDConfig, SuperNetTrainer, collator_for, load_teacher, training_arguments
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,14 +22,14 @@ import matplotlib.pyplot as plt
 import torch
 from transformers import AutoTokenizer
 
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import get_task, held_out_split, load_split, prepare_split
-from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.evaluation import evaluate
-from eftnas_deploy.importance import movement_importance, reorder_by_importance
+from eftnas_deploy.importance.scores import movement_importance, reorder_by_importance
 from eftnas_deploy.metrics import count_macs
-from eftnas_deploy.search_space_gen import generate_search_space
-from eftnas_deploy.space import SearchSpace
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.space.generate import generate_search_space
+from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.training import (
     SuperNetTrainer,
     collator_for,
@@ -197,8 +197,8 @@ def main() -> None:
 
 
 def _full(model):
-    from eftnas_deploy.geometry import ModelGeometry
-    from eftnas_deploy.subnet import SubnetConfig
+    from eftnas_deploy.core.geometry import ModelGeometry
+    from eftnas_deploy.core.subnet import SubnetConfig
 
     return SubnetConfig.full(ModelGeometry.from_config(model.config, "text-classification"))
 

@@ -28,9 +28,9 @@ import torch_pruning as tp
 from torch import nn
 from transformers import PreTrainedModel
 
-from eftnas_deploy.geometry import ModelGeometry
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.metrics import count_macs
-from eftnas_deploy.subnet import SubnetConfig
 
 BALANCE_TOLERANCE = 1e-3  # MAC-fraction slack within which the most balanced (heads vs FFN) pair wins
 

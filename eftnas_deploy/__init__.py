@@ -1,33 +1,44 @@
-"""eftnas-deploy: first-order weight-reordered super-networks for CPU deployment."""
+"""eftnas-deploy: first-order weight-reordered super-networks for CPU deployment.
 
-from eftnas_deploy.elastic import SuperNetwork
-from eftnas_deploy.errors import EftnasError, OutputDirError, SearchSpaceError, SubnetConfigError
-from eftnas_deploy.geometry import ModelGeometry
-from eftnas_deploy.metrics import count_macs, count_params
-from eftnas_deploy.models import build_model, load_model
-from eftnas_deploy.reorder import permute_ffn, permute_heads
-from eftnas_deploy.slicing import load_sliced, save_sliced, slice_subnet
-from eftnas_deploy.space import SearchSpace
-from eftnas_deploy.subnet import SubnetConfig
+The names below load lazily (PEP 562), so `import eftnas_deploy.core` stays torch-free.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "EftnasError",
-    "ModelGeometry",
-    "OutputDirError",
-    "SearchSpace",
-    "SearchSpaceError",
-    "SubnetConfig",
-    "SubnetConfigError",
-    "SuperNetwork",
-    "build_model",
-    "count_macs",
-    "count_params",
-    "load_model",
-    "load_sliced",
-    "permute_ffn",
-    "permute_heads",
-    "save_sliced",
-    "slice_subnet",
-]
+_EXPORTS = {
+    "EftnasError": "eftnas_deploy.core.errors",
+    "OutputDirError": "eftnas_deploy.core.errors",
+    "SearchSpaceError": "eftnas_deploy.core.errors",
+    "SubnetConfigError": "eftnas_deploy.core.errors",
+    "ModelGeometry": "eftnas_deploy.core.geometry",
+    "SearchSpace": "eftnas_deploy.core.space",
+    "SubnetConfig": "eftnas_deploy.core.subnet",
+    "count_macs": "eftnas_deploy.metrics",
+    "count_params": "eftnas_deploy.metrics",
+    "SuperNetwork": "eftnas_deploy.supernet.elastic",
+    "build_model": "eftnas_deploy.families.models",
+    "load_model": "eftnas_deploy.families.models",
+    "permute_ffn": "eftnas_deploy.supernet.reorder",
+    "permute_heads": "eftnas_deploy.supernet.reorder",
+    "load_sliced": "eftnas_deploy.supernet.slicing",
+    "save_sliced": "eftnas_deploy.supernet.slicing",
+    "slice_subnet": "eftnas_deploy.supernet.slicing",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eftnas_deploy' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return [*globals(), *_EXPORTS]

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data.features import PreparedSplit
-from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.metrics.squad import squad_metrics
 from eftnas_deploy.metrics.task_metrics import classification_metrics
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.supernet.elastic import SuperNetwork
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 

@@ -1,4 +1,4 @@
-"""Latency of a bundle's artifacts, measured with the project's one timing harness (latency_lut.runtime).
+"""Latency of a bundle's artifacts, measured with the project's one timing harness (exporters.runtime).
 
 What is timed is what `benchmark_app -shape ... -hint none -nstreams 1 -nthreads N` times: the model compiled
 for one static input shape, inputs set once, inference alone. The shape is checked against the model's
@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from eftnas_deploy.errors import EftnasError
-from eftnas_deploy.geometry import ModelGeometry
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.geometry import ModelGeometry
 from exporters.bundle import read_manifest
 from exporters.provenance import max_seq_len
-from latency_lut.runtime import OutputCheck, RuntimeSpec, cpu_info, make_feeds, open_model, time_model
+from exporters.runtime import OutputCheck, RuntimeSpec, cpu_info, make_feeds, open_model, time_model
 
 # (runtime, variant) -> bundle format holding it and the file inside that format's directory
 VARIANTS = {

@@ -13,17 +13,17 @@ from typing import Any
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedModel
 
-from eftnas_deploy.elastic import SuperNetwork
-from eftnas_deploy.errors import EftnasError
-from eftnas_deploy.io import atomic_output_dir, check_output_dir, read_json, write_json
-from eftnas_deploy.slicing import load_sliced, save_sliced, slice_subnet
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.io import atomic_output_dir, check_output_dir, read_json, write_json
+from eftnas_deploy.core.subnet import SubnetConfig
+from eftnas_deploy.supernet.elastic import SuperNetwork
+from eftnas_deploy.supernet.slicing import load_sliced, save_sliced, slice_subnet
 from exporters import onnx as onnx_export
 from exporters import openvino as ov_export
 from exporters.parity import ONNX_ATOL, OPENVINO_ATOL, check_parity, padded_inputs
 from exporters.provenance import METADATA_FILE, artifact_metadata, fingerprint_state_dict
 from exporters.quantize import DEFAULT_SUBSET_SIZE, LabeledExamples, quantize_openvino
-from latency_lut.runtime import RuntimeSpec
+from exporters.runtime import RuntimeSpec
 
 FORMATS = ("pytorch", "onnx", "openvino", "int8")
 FORMAT_DIRS = {"pytorch": "pytorch", "onnx": "onnx", "openvino": "openvino", "int8": "openvino-int8"}

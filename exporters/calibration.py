@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.core.errors import EftnasError
 from exporters.quantize import LabeledExamples
 
 
@@ -97,8 +97,8 @@ def examples_from_split(split: Any, limit: int | None = None, start: int = 0) ->
 
 def resolve_task(name: str) -> tuple[str, Any | None]:
     """(model head, task spec) of `--task`: a head (text-classification, question-answering) or a registry task."""
+    from eftnas_deploy.core.geometry import SUPPORTED_TASKS
     from eftnas_deploy.data.tasks import TASKS, get_task
-    from eftnas_deploy.geometry import SUPPORTED_TASKS
 
     if name in SUPPORTED_TASKS:
         return name, None

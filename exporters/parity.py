@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from eftnas_deploy.errors import EftnasError
-from latency_lut.runtime import RuntimeSpec, open_model
+from eftnas_deploy.core.errors import EftnasError
+from exporters.runtime import RuntimeSpec, open_model
 
 ONNX_ATOL = 1e-4
 OPENVINO_ATOL = 1e-3

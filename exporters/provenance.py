@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from eftnas_deploy.geometry import ModelGeometry
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.metrics import count_macs, count_params
-from eftnas_deploy.subnet import SubnetConfig
 
 METADATA_FILE = "eftnas.json"
 MACS_SEQ_LEN = 128  # the sequence length MACs are quoted at, unless the model's positions stop earlier

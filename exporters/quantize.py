@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.core.errors import EftnasError
 from exporters.openvino import IR_FILE, save_with_metadata
-from latency_lut.runtime import RuntimeSpec, load_openvino
+from exporters.runtime import RuntimeSpec, load_openvino
 
 DEFAULT_SUBSET_SIZE = 300
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
-from eftnas_deploy.errors import EftnasError
-from eftnas_deploy.geometry import ModelGeometry
-from eftnas_deploy.models import CONFIG_CLASSES, MODEL_CLASSES, load_model
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.families.models import CONFIG_CLASSES, MODEL_CLASSES, load_model
 
 
 def load_model_config(source: str | Path, task: str | None, seq_len: int) -> tuple[PretrainedConfig, ModelGeometry]:

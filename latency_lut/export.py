@@ -10,10 +10,10 @@ from pathlib import Path
 
 from transformers import PretrainedConfig, PreTrainedModel
 
-from eftnas_deploy import modeling_eftnas
-from eftnas_deploy.geometry import ModelGeometry
-from eftnas_deploy.subnet import SubnetConfig
-from latency_lut.runtime import CompiledModel, RuntimeSpec, load_onnx, load_openvino, make_feeds
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.core.subnet import SubnetConfig
+from eftnas_deploy.supernet import modeling_eftnas
+from exporters.runtime import CompiledModel, RuntimeSpec, load_onnx, load_openvino, make_feeds
 
 ONNX_FILE = "model.onnx"
 

@@ -18,12 +18,12 @@ import numpy as np
 from tqdm.auto import tqdm
 from transformers import PretrainedConfig
 
-from eftnas_deploy.errors import EftnasError
-from eftnas_deploy.geometry import ModelGeometry
-from eftnas_deploy.space import SearchSpace
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
+from exporters.runtime import CLOCKS, RuntimeSpec, TimingStats, check_threads, runtime_version, time_model
 from latency_lut.export import exported, open_at_shape, random_dense_model
-from latency_lut.runtime import CLOCKS, RuntimeSpec, TimingStats, check_threads, runtime_version, time_model
 from latency_lut.table import LatencyTable, Overhead, default_metadata, width_grid
 
 

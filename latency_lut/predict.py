@@ -6,8 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from eftnas_deploy.geometry import ModelGeometry
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.core.subnet import SubnetConfig
 from latency_lut.table import LatencyTable, LutMismatchError
 
 

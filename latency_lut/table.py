@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from eftnas_deploy.errors import EftnasError
-from eftnas_deploy.geometry import ModelGeometry
-from eftnas_deploy.io import write_json
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.core.io import write_json
 
 FORMAT_VERSION = 1
 BLOCK_KINDS = ("attention", "ffn")
@@ -212,7 +212,7 @@ class LatencyTable:
 def default_metadata(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Where and when a LUT was measured: CPU, cores, toolkit version, date."""
     from eftnas_deploy import __version__
-    from latency_lut.runtime import cpu_info
+    from exporters.runtime import cpu_info
 
     return {
         **cpu_info(),

@@ -10,15 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eftnas_deploy.errors import EftnasError
-from eftnas_deploy.geometry import ModelGeometry
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.geometry import ModelGeometry
 from latency_lut.table import LatencyTable, LutMismatchError
 
 TARGET_FIELDS = ("runtime", "threads", "precision", "seq_len", "batch")
 
 
 def default_precision(runtime: str) -> str:
-    from latency_lut.runtime import PRECISIONS
+    from exporters.runtime import PRECISIONS
 
     return PRECISIONS.get(runtime, ("fp32",))[0]
 
@@ -51,7 +51,7 @@ def target_mismatches(table: LatencyTable, geometry: ModelGeometry | None, asked
 
 def read_lut(path: str | Path, what: str = "lut") -> LatencyTable:
     """A LUT file, with one-line errors for a missing, binary, truncated or malformed file."""
-    from eftnas_deploy.io import read_json
+    from eftnas_deploy.core.io import read_json
 
     data = read_json(path, what)
     try:

@@ -10,13 +10,13 @@ import numpy as np
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from eftnas_deploy.slicing import slice_subnet
-from eftnas_deploy.space import SearchSpace
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
+from eftnas_deploy.supernet.slicing import slice_subnet
+from exporters.runtime import RuntimeSpec
 from latency_lut.export import exported
 from latency_lut.measure import TimingSettings, time_onnx
 from latency_lut.predict import LatencyPredictor
-from latency_lut.runtime import RuntimeSpec
 from latency_lut.table import LatencyTable
 
 

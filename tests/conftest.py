@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from eftnas_deploy.models import build_model
+from eftnas_deploy.families.models import build_model
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = dict(

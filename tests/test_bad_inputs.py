@@ -18,11 +18,11 @@ import yaml
 from filelock import FileLock
 
 from eftnas_deploy import SearchSpace, SubnetConfig, SuperNetwork
-from eftnas_deploy.cli import main
+from eftnas_deploy.app.cli import main
+from eftnas_deploy.core.io import LOCK_FILE, write_json
 from eftnas_deploy.data import get_task, held_out_split, load_split
-from eftnas_deploy.io import LOCK_FILE, write_json
-from eftnas_deploy.slicing import save_sliced, slice_subnet
-from eftnas_deploy.synthetic import make_dataset, train_tokenizer
+from eftnas_deploy.data.synthetic import make_dataset, train_tokenizer
+from eftnas_deploy.supernet.slicing import save_sliced, slice_subnet
 from latency_lut.table import LatencyTable
 from tests.conftest import tiny_model
 

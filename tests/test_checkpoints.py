@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from eftnas_deploy.checkpoints import last_complete_checkpoint
-from eftnas_deploy.cli import main
+from eftnas_deploy.app.cli import main
+from eftnas_deploy.training.checkpoints import last_complete_checkpoint
 from tests.conftest import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,14 +54,14 @@ def save_then_die(self, output_dir):
     if self.state.global_step == 6:
         os.kill(os.getpid(), signal.SIGKILL)
 Trainer._save_rng_state = save_then_die
-from eftnas_deploy.cli import main
+from eftnas_deploy.app.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data not found")
 def test_a_kill_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_path, capsys):
-    from eftnas_deploy.elastic import SuperNetwork
+    from eftnas_deploy.supernet.elastic import SuperNetwork
     from tests.conftest import tiny_model
     from tests.training_utils import tokenizer
 

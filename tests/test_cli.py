@@ -1,7 +1,7 @@
 import json
 
 from eftnas_deploy import SubnetConfig, SuperNetwork
-from eftnas_deploy.cli import main
+from eftnas_deploy.app.cli import main
 from tests.conftest import tiny_model
 
 

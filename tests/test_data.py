@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.data import get_task, held_out_split, load_split
-from eftnas_deploy.errors import EftnasError
 from tests.squad_data import write_squad_json
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from eftnas_deploy import SubnetConfig, SuperNetwork
-from eftnas_deploy.errors import SubnetConfigError
+from eftnas_deploy.core.errors import SubnetConfigError
 from tests.conftest import MODEL_KINDS, outputs_of, random_inputs, tiny_model
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import get_task, load_split, prepare_split
 from eftnas_deploy.evaluation import evaluate, pad_batch, qa_predictions
 from eftnas_deploy.metrics.squad import normalize_answer, squad_metrics
 from eftnas_deploy.metrics.task_metrics import classification_metrics
-from eftnas_deploy.slicing import slice_subnet
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.supernet.slicing import slice_subnet
 from eftnas_deploy.training import SuperNetTrainer, collator_for, training_arguments
 from tests.conftest import SHARED_DATA
 from tests.squad_data import write_squad_json

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from eftnas_deploy import SubnetConfig, SuperNetwork
-from eftnas_deploy.cli import main
+from eftnas_deploy.app.cli import main
 from exporters import openvino as ov_export
 from tests.conftest import tiny_model
 

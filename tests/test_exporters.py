@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
 
 from eftnas_deploy import EftnasError, SubnetConfig, SuperNetwork, count_macs
-from eftnas_deploy.cli import main
+from eftnas_deploy.app.cli import main
 from eftnas_deploy.data.tasks import get_task
 from exporters import onnx as onnx_export
 from exporters import openvino as ov_export
@@ -20,7 +20,7 @@ from exporters.bundle import FORMATS, ExportSource, apply_task_labels, export_bu
 from exporters.calibration import read_rows, tokenize_rows
 from exporters.parity import ONNX_ATOL, OPENVINO_ATOL, check_parity
 from exporters.provenance import fingerprint_state_dict
-from latency_lut.runtime import RuntimeSpec
+from exporters.runtime import RuntimeSpec
 from tests.conftest import SHARED_DATA, tiny_model
 
 BIN = Path(sys.executable).parent
@@ -280,8 +280,8 @@ def test_benchmark_model_checks_the_shape_on_a_bare_file(cls_bundle, runtime, fi
 
 
 def test_oversubscribed_threads_warn_and_are_recorded(cls_bundle, monkeypatch):
+    from exporters import runtime
     from exporters.benchmark import benchmark_bundle
-    from latency_lut import runtime
 
     monkeypatch.setattr(runtime, "usable_cores", lambda: 1)
     _, out, _ = cls_bundle

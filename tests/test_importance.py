@@ -5,8 +5,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from eftnas_deploy.errors import EftnasError
-from eftnas_deploy.importance import (
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.data.text_data import read_tsv_texts, tokenized_batches
+from eftnas_deploy.families.models import build_model
+from eftnas_deploy.importance.scores import (
     ImportanceError,
     ImportanceScores,
     magnitude_importance,
@@ -14,10 +16,8 @@ from eftnas_deploy.importance import (
     reorder_by_importance,
     weights_fingerprint,
 )
-from eftnas_deploy.klein_spaces import UnitSelection
-from eftnas_deploy.models import build_model
-from eftnas_deploy.slicing import slice_subnet
-from eftnas_deploy.text_data import read_tsv_texts, tokenized_batches
+from eftnas_deploy.space.klein import UnitSelection
+from eftnas_deploy.supernet.slicing import slice_subnet
 from tests.conftest import MODEL_KINDS, outputs_of, random_inputs, tiny_model
 
 LAYERS, HEADS, FFN = 2, 4, 128
@@ -180,7 +180,7 @@ def _planted_model():
 
 
 def test_default_criterion_finds_planted_units_far_better_than_random():
-    from eftnas_deploy.pipeline.config import ImportanceConfig
+    from eftnas_deploy.app.pipeline.config import ImportanceConfig
 
     model, strong_heads, strong_ffn = _planted_model()
     batches = []

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from eftnas_deploy import SearchSpace, SubnetConfig, SuperNetwork, count_macs, slice_subnet
-from eftnas_deploy.errors import SearchSpaceError
-from eftnas_deploy.geometry import ModelGeometry
-from eftnas_deploy.klein_spaces import LargeSpace, LayerSpace, SmallSpace, UnitSelection, klein_space
-from eftnas_deploy.models import encoder_layers
+from eftnas_deploy.core.errors import SearchSpaceError
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.families.models import encoder_layers
+from eftnas_deploy.space.klein import LargeSpace, LayerSpace, SmallSpace, UnitSelection, klein_space
 from tests.conftest import outputs_of, random_inputs, tiny_model
 
 

@@ -4,15 +4,15 @@ import random
 
 import pytest
 
-from eftnas_deploy.cli import main
-from eftnas_deploy.errors import EftnasError
-from eftnas_deploy.geometry import ModelGeometry
-from eftnas_deploy.space import SearchSpace
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.app.cli import main
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
+from exporters.runtime import RuntimeSpec
 from latency_lut.config import config_from_geometry, load_supernet
 from latency_lut.measure import TimingSettings, build_lut
 from latency_lut.predict import LatencyPredictor, entries_sum_us
-from latency_lut.runtime import RuntimeSpec
 from latency_lut.table import LatencyTable, LutMismatchError, Overhead, width_grid
 from latency_lut.validate import error_summary, sample_across_cost, validate_luts
 
@@ -187,7 +187,7 @@ def test_cli_measure_then_validate(tmp_path, capsys):
 
 
 def test_cpu_clock_is_only_for_one_thread():
-    from latency_lut.runtime import time_model
+    from exporters.runtime import time_model
 
     with pytest.raises(EftnasError, match="clock: 'cpu' time equals latency only for 1 thread"):
         TimingSettings(clock="cpu").check(RuntimeSpec("onnxruntime", 2))

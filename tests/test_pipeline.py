@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from eftnas_deploy.cli import main
-from eftnas_deploy.errors import EftnasError
-from eftnas_deploy.pipeline import STAGES, load_config, read_state
-from eftnas_deploy.pipeline.config import parse_assignments
+from eftnas_deploy.app.cli import main
+from eftnas_deploy.app.pipeline import STAGES, load_config, read_state
+from eftnas_deploy.app.pipeline.config import parse_assignments
+from eftnas_deploy.core.errors import EftnasError
 
 STAGE_NAMES = [name for name, _ in STAGES]
 
@@ -157,7 +157,7 @@ def test_example_configs_are_valid(name, shared_data, monkeypatch):
 
 def test_a_relative_budget_always_leaves_the_smallest_subnet_feasible():
     from eftnas_deploy import ModelGeometry, SearchSpace, SubnetConfig
-    from eftnas_deploy.pipeline.stages import relative_budget_ms
+    from eftnas_deploy.app.pipeline.stages import relative_budget_ms
 
     geometry = ModelGeometry("bert", 2, 4, 16, 64, 128, 100, 64, 2)
     space = SearchSpace(heads=[[4, 1]] * 2, ffn=[[128, 32]] * 2)

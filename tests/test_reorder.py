@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from eftnas_deploy import SuperNetwork, permute_ffn, permute_heads
-from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.core.errors import EftnasError
 from tests.conftest import MODEL_KINDS, outputs_of, random_inputs, tiny_model
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from eftnas_deploy.cli import main
-from eftnas_deploy.errors import OutputDirError
-from eftnas_deploy.io import LOCK_FILE, atomic_output_dir, clean_stale_temporaries
-from eftnas_deploy.locking import exclusive_dir
+from eftnas_deploy.app.cli import main
+from eftnas_deploy.core.errors import OutputDirError
+from eftnas_deploy.core.io import LOCK_FILE, atomic_output_dir, clean_stale_temporaries
+from eftnas_deploy.core.locking import exclusive_dir
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -53,7 +53,7 @@ def test_stale_temporaries_are_removed(tmp_path):
 
 HOLD = """
 import sys, time
-from eftnas_deploy.locking import exclusive_dir
+from eftnas_deploy.core.locking import exclusive_dir
 with exclusive_dir(sys.argv[1]):
     print("held", flush=True)
     time.sleep(120)
@@ -90,11 +90,11 @@ def test_reentrant_lock_and_a_failed_first_call_leaves_nothing(tmp_path):
 # The demo's data generation, killed with SIGKILL after the TSV files and before the tokenizer.
 KILL_IN_DATA = """
 import os, signal, sys
-import eftnas_deploy.commands.demo as demo
+import eftnas_deploy.app.commands.demo as demo
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 demo.train_tokenizer = die
-from eftnas_deploy.cli import main
+from eftnas_deploy.app.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -106,7 +106,7 @@ def test_the_demo_resumes_after_a_kill_during_data_generation(tmp_path, monkeypa
     assert [p.name for p in out.iterdir() if p.name.startswith(".data.tmp-")]  # what the kill left
 
     calls = []
-    monkeypatch.setattr("eftnas_deploy.pipeline.runner.run_pipeline", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr("eftnas_deploy.app.pipeline.runner.run_pipeline", lambda *a, **k: calls.append(a))
     assert main(["demo", "--size", "tiny", "--out", str(out)]) == 0
     assert calls and (out / "data" / "tokenizer" / "tokenizer.json").is_file()
     assert sorted(p.name for p in out.iterdir()) == ["data"]
@@ -115,7 +115,7 @@ def test_the_demo_resumes_after_a_kill_during_data_generation(tmp_path, monkeypa
 
 def test_save_sliced_points_auto_map_at_the_toolkits_own_code(tmp_path):
     from eftnas_deploy import SubnetConfig, SuperNetwork
-    from eftnas_deploy.slicing import load_sliced, save_sliced, slice_subnet
+    from eftnas_deploy.supernet.slicing import load_sliced, save_sliced, slice_subnet
     from tests.conftest import tiny_model
 
     supernet = SuperNetwork(tiny_model())
@@ -130,8 +130,8 @@ def test_save_sliced_points_auto_map_at_the_toolkits_own_code(tmp_path):
 
 
 def test_a_lut_meant_to_replace_the_target_is_announced_and_recorded(tmp_path, capsys):
-    from eftnas_deploy.pipeline.config import PipelineConfig
-    from eftnas_deploy.pipeline.preflight import load_lut_file
+    from eftnas_deploy.app.pipeline.config import PipelineConfig
+    from eftnas_deploy.app.pipeline.preflight import load_lut_file
     from tests.conftest import tiny_model
     from tests.test_bad_inputs import fake_lut
 
@@ -151,7 +151,7 @@ def test_a_lut_meant_to_replace_the_target_is_announced_and_recorded(tmp_path, c
 
 # -- a real pipeline, killed with SIGKILL at several points ---------------------------------------------------------
 def _pipeline_config(run_dir: Path) -> Path:
-    from eftnas_deploy.commands.demo import demo_config, write_task
+    from eftnas_deploy.app.commands.demo import demo_config, write_task
 
     write_task(run_dir.parent / "data", 600, 100, seed=0)
     cfg = demo_config(run_dir, "tiny", 0)
@@ -176,7 +176,7 @@ def _run_until(config: Path, ready, what: str, timeout: float = 600) -> subproce
         handle.write(f"\n===== run until {what}\n")
         handle.flush()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "eftnas_deploy.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "eftnas_deploy.app.cli", "run", "--config", str(config)],
             env=ENV, stdout=handle, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + timeout

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from eftnas_deploy import EftnasError
-from latency_lut.runtime import RuntimeSpec, cpu_info, make_feeds, open_model, time_model
+from exporters.runtime import RuntimeSpec, cpu_info, make_feeds, open_model, time_model
 from tests.conftest import tiny_model
 
 
@@ -56,7 +56,7 @@ def test_cpu_info_has_a_model_string():
 
 
 def test_interleaved_timing_gives_every_model_the_same_number_of_runs():
-    from latency_lut.runtime import time_interleaved
+    from exporters.runtime import time_interleaved
 
     calls = {"a": 0, "b": 0}
 

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from eftnas_deploy import SearchSpace, SubnetConfig, SuperNetwork
-from eftnas_deploy.cli import main
+from eftnas_deploy.app.cli import main
+from eftnas_deploy.core.io import write_json
 from eftnas_deploy.data import get_task, held_out_split, load_split
-from eftnas_deploy.io import write_json
-from eftnas_deploy.synthetic import make_dataset, train_tokenizer
+from eftnas_deploy.data.synthetic import make_dataset, train_tokenizer
 from tests.conftest import tiny_model
 
 

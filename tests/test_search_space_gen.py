@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from eftnas_deploy import SubnetConfig, count_macs, count_params
-from eftnas_deploy.errors import SearchSpaceError
-from eftnas_deploy.importance import magnitude_importance, reorder_by_importance
-from eftnas_deploy.search_space_gen import evenly_spaced_targets, generate_search_space, macs_cost
+from eftnas_deploy.core.errors import SearchSpaceError
+from eftnas_deploy.importance.scores import magnitude_importance, reorder_by_importance
+from eftnas_deploy.space.generate import evenly_spaced_targets, generate_search_space, macs_cost
 from tests.conftest import tiny_model
 
 

@@ -69,7 +69,7 @@ def test_saved_directory_loads_with_stock_transformers(tmp_path, model_type, tas
     assert type(stock).__name__ == dense.config.architectures[0]
     assert (outputs_of(stock, inputs) - expected).abs().max().item() <= 1e-5
     native = load_sliced(out).eval()
-    assert type(native).__module__ == "eftnas_deploy.modeling_eftnas"  # no remote code ran
+    assert type(native).__module__ == "eftnas_deploy.supernet.modeling_eftnas"  # no remote code ran
     assert (outputs_of(native, inputs) - expected).abs().max().item() <= 1e-5
 
     config = json.loads((out / "config.json").read_text())

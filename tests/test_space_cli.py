@@ -1,9 +1,9 @@
 import json
 
 from eftnas_deploy import SearchSpace, SuperNetwork
-from eftnas_deploy.cli import main
-from eftnas_deploy.importance import ImportanceScores
-from eftnas_deploy.models import load_model
+from eftnas_deploy.app.cli import main
+from eftnas_deploy.families.models import load_model
+from eftnas_deploy.importance.scores import ImportanceScores
 from tests.conftest import tiny_model
 
 

@@ -4,7 +4,7 @@ import random
 import pytest
 
 from eftnas_deploy import ModelGeometry, SearchSpace, SubnetConfig, SubnetConfigError
-from eftnas_deploy.errors import SearchSpaceError
+from eftnas_deploy.core.errors import SearchSpaceError
 
 GEOMETRY = ModelGeometry(
     model_type="bert", num_layers=4, num_heads=12, head_dim=64, hidden_size=768,

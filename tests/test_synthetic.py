@@ -1,7 +1,7 @@
 import random
 from collections import Counter
 
-from eftnas_deploy.synthetic import FLIP_FRAMES, KEEP_FRAMES, make_dataset, make_sentence, train_tokenizer
+from eftnas_deploy.data.synthetic import FLIP_FRAMES, KEEP_FRAMES, make_dataset, make_sentence, train_tokenizer
 
 
 def test_dataset_is_reproducible_balanced_and_order_dependent():

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from eftnas_deploy.cli import main
-from eftnas_deploy.elastic import SuperNetwork
-from eftnas_deploy.space import SearchSpace
+from eftnas_deploy.app.cli import main
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.supernet.elastic import SuperNetwork
 from tests.training_utils import TOKENIZER_DIR
 
 
@@ -49,7 +49,7 @@ def test_train_cli_bad_input(tmp_path, shared_data, capsys):
 
 @pytest.mark.parametrize("text", ["label=0,sentence1=3", "sentence=text"])
 def test_parse_columns(text):
-    from eftnas_deploy.commands.train import parse_columns
+    from eftnas_deploy.app.commands.train import parse_columns
 
     parsed = parse_columns(text)
     assert all(isinstance(v, int) for v in parsed.values()) or parsed == {"sentence": "text"}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from transformers import AutoTokenizer
 
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import get_task, load_split, prepare_split
-from eftnas_deploy.elastic import SuperNetwork
 from eftnas_deploy.evaluation import pad_batch
-from eftnas_deploy.space import SearchSpace
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.supernet.elastic import SuperNetwork
 from tests.conftest import SHARED_DATA, tiny_model
 
 TOKENIZER_DIR = SHARED_DATA / "tokenizers" / "bert-base-uncased"

@@ -63,7 +63,7 @@ def _check_question_lengths(
     batch: dict, questions: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int, stride: int
 ) -> None:
     """Refuse a question that leaves no room for a context window (the tokenizer would abort the process)."""
-    from eftnas_deploy.errors import EftnasError
+    from eftnas_deploy.core.errors import EftnasError
 
     room = max_length - tokenizer.num_special_tokens_to_add(pair=True)
     lengths = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]

@@ -10,8 +10,8 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
+from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.data.tasks import TaskSpec
-from eftnas_deploy.errors import EftnasError
 
 ColumnMap = Mapping[str, "str | int"]
 

@@ -9,8 +9,8 @@ import datasets
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from eftnas_deploy.errors import EftnasError
-from eftnas_deploy.io import read_json, write_json
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.io import read_json, write_json
 
 if TYPE_CHECKING:
     from eftnas_deploy.data.features import PreparedSplit

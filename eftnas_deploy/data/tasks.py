@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.core.errors import EftnasError
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class TaskSpec:
 
     @property
     def model_task(self) -> str:
-        """The model head this task needs (see `eftnas_deploy.models`)."""
+        """The model head this task needs (see `eftnas_deploy.families.models`)."""
         return "question-answering" if self.kind == "qa" else "text-classification"
 
     @property

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from eftnas_deploy.geometry import ModelGeometry
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.core.subnet import SubnetConfig
 
 
 def embedding_params(geometry: ModelGeometry) -> int:

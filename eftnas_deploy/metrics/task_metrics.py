@@ -6,7 +6,7 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.core.errors import EftnasError
 
 
 def classification_metrics(metric: str, predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:

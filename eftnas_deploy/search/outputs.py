@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from eftnas_deploy.geometry import ModelGeometry
-from eftnas_deploy.io import write_json
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.core.io import write_json
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.metrics import count_macs, count_params
 from eftnas_deploy.search.pareto import ParetoPoint
-from eftnas_deploy.subnet import SubnetConfig
 
 FORMAT_VERSION = 1
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from eftnas_deploy.errors import EftnasError
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.subnet import SubnetConfig
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ from optuna.distributions import IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
-from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.search.pareto import ParetoPoint, hypervolume, non_dominated
 from eftnas_deploy.search.trial_log import TrialLog, changed_settings
-from eftnas_deploy.space import SearchSpace
-from eftnas_deploy.subnet import SubnetConfig
 
 ALGORITHMS = ("nsga2", "random", "local", "motpe")
 EFTNAS_POPULATION = 40

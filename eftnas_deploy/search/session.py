@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.io import write_json
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import PreparedSplit
-from eftnas_deploy.elastic import SuperNetwork
-from eftnas_deploy.errors import EftnasError
 from eftnas_deploy.evaluation import evaluate
-from eftnas_deploy.io import write_json
 from eftnas_deploy.metrics import count_macs, count_params
 from eftnas_deploy.search.outputs import plot_pareto, write_pareto_json
 from eftnas_deploy.search.pareto import ParetoPoint, select_cheapest_within_delta, select_most_accurate
 from eftnas_deploy.search.searcher import SearchConfig, run_search
-from eftnas_deploy.space import SearchSpace
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.supernet.elastic import SuperNetwork
 
 OBJECTIVES = ("latency", "macs", "params")
 SELECTIONS = ("most-accurate", "cheapest-within-delta")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from eftnas_deploy.errors import EftnasError
+from eftnas_deploy.core.errors import EftnasError
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from eftnas_deploy.errors import EftnasError
-from eftnas_deploy.space import SearchSpace
-from eftnas_deploy.subnet import SubnetConfig
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
 
 STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
 DISTILL_SOURCES = ("teacher", "largest")  # whom the "student" sub-networks follow when a teacher is given

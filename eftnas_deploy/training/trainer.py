@@ -8,9 +8,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, Trainer
 
-from eftnas_deploy.elastic import SuperNetwork
-from eftnas_deploy.errors import EftnasError
-from eftnas_deploy.space import SearchSpace
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of
 from eftnas_deploy.training.sampling import DISTILL_SOURCES, SubnetSampler
 

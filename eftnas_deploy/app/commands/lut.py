@@ -1,0 +1,142 @@
+"""`eftnas-deploy lut measure|validate`: build a latency LUT on this CPU and check its prediction error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from eftnas_deploy.core.errors import EftnasError, OutputDirError
+from eftnas_deploy.core.geometry import SUPPORTED_TASKS
+from eftnas_deploy.core.io import read_json, write_json
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
+from exporters.runtime import PRECISIONS, RUNTIMES
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("lut", help="latency lookup table: measure on this CPU, validate end to end")
+    sub = p.add_subparsers(dest="lut_command", required=True, metavar="ACTION")
+
+    m = sub.add_parser("measure", help="measure a LUT for a model geometry on this machine")
+    m.add_argument("--model", required=True, help="model directory, hub name or config.json (weights are not used)")
+    m.add_argument("--task", default=None, choices=SUPPORTED_TASKS)
+    m.add_argument("--runtime", default="onnxruntime", choices=RUNTIMES)
+    m.add_argument("--precision", default=None, help=f"default: fp32 / f32; choices {PRECISIONS}")
+    m.add_argument("--threads", type=int, default=1)
+    m.add_argument("--seq-len", type=int, default=128)
+    m.add_argument("--batch", type=int, default=1)
+    m.add_argument("--search-space", help="search_space.json (default: every head count, 8 FFN widths)")
+    m.add_argument("--grid", type=int, default=None, help="measure only this many widths per block kind, interpolate")
+    m.add_argument("--calibration", type=int, default=4, help="end-to-end sub-networks to fit the overhead on")
+    _timing_args(m)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--out", required=True, help="LUT JSON file to write")
+    m.add_argument("--overwrite", action="store_true")
+    m.set_defaults(func=run_measure)
+
+    v = sub.add_parser("validate", help="compare LUT predictions with end-to-end measurements")
+    v.add_argument("--lut", required=True)
+    v.add_argument("--model", default=None, help="super-network directory (default: random weights, LUT geometry)")
+    v.add_argument("--samples", type=int, default=10)
+    v.add_argument("--subnets", default=None, help="JSON file with a list of {heads, ffn} (instead of sampling)")
+    v.add_argument("--search-space", default=None, help="space to sample from (default: the LUT's)")
+    v.add_argument("--seed", type=int, default=1)
+    _timing_args(v)
+    v.add_argument("--plot", default=None, help="PNG scatter plot path")
+    v.add_argument("--allow-approximate", action="store_true", help="use a LUT measured for another target")
+    v.add_argument("--json", action="store_true", help="print the full report as JSON")
+    v.set_defaults(func=run_validate)
+
+
+def _timing_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--min-time", type=float, default=1.0, help="seconds each model is timed at least")
+    p.add_argument("--stack", type=int, default=6, help="identical layers per block measurement")
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default=None,
+        help="wall time (default) or process CPU time (1 thread, on a machine shared with other jobs); "
+        "validate defaults to the LUT's clock",
+    )
+
+
+def _timing(args: argparse.Namespace, default_clock: str = "wall"):
+    from latency_lut.measure import TimingSettings
+
+    return TimingSettings(
+        warmup=args.warmup,
+        repeats=args.repeats,
+        min_time_s=args.min_time,
+        stack=args.stack,
+        clock=args.clock or default_clock,
+    )
+
+
+def run_measure(args: argparse.Namespace) -> int:
+    from exporters.runtime import RuntimeSpec
+    from latency_lut.config import load_model_config
+    from latency_lut.measure import build_lut
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise OutputDirError(f"out: {out} exists; pass --overwrite to replace it")
+    from eftnas_deploy.app.pipeline.preflight import usable_cores
+
+    if args.threads > usable_cores():
+        raise EftnasError(
+            f"threads: {args.threads} threads asked, this machine has {usable_cores()} usable core(s); "
+            "a LUT is measured on the CPU it is for, at a thread count it can run"
+        )
+    spec = RuntimeSpec(args.runtime, args.threads, args.precision or PRECISIONS[args.runtime][0])
+    config, geometry = load_model_config(args.model, args.task, args.seq_len)
+    space = SearchSpace.load(args.search_space) if args.search_space else None
+    table = build_lut(
+        config, geometry, spec, args.seq_len, args.batch, space, args.grid, _timing(args), args.calibration, args.seed
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.save(out)
+    print(
+        f"wrote {out} ({table.runtime} {table.precision}, {table.threads} thread(s), "
+        f"built in {table.metadata['build_time_s']:.0f} s)"
+    )
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from latency_lut.config import load_supernet
+    from latency_lut.table import LatencyTable
+    from latency_lut.validate import plot_validation, sample_across_cost, validate_luts
+
+    table = LatencyTable.load(args.lut)
+    supernet = load_supernet(args.model, table.geometry, table.seq_len, args.allow_approximate)
+    if args.subnets:
+        raw = read_json(args.subnets, "subnets")
+        if not isinstance(raw, list):
+            raise EftnasError(f"subnets: {args.subnets} must hold a JSON list of {{heads, ffn}} objects")
+        subnets = [SubnetConfig.from_dict(d).validate(table.geometry) for d in raw]
+    else:
+        if args.search_space:
+            space = SearchSpace.load(args.search_space)
+        elif isinstance(table.metadata.get("search_space"), dict):
+            space = SearchSpace.from_dict(table.metadata["search_space"])
+        else:
+            raise EftnasError(f"search-space: {args.lut} records no search space to sample from; pass --search-space")
+        subnets = sample_across_cost(space.validate(table.geometry), args.samples, seed=args.seed)
+    clock = table.metadata.get("timing", {}).get("clock", "wall")
+    (report,) = validate_luts([table], supernet, subnets, _timing(args, default_clock=clock))
+    if args.plot:
+        plot_validation([report], args.plot)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(
+            f"{report['runtime']} ({report['precision']}), {report['n']} sub-networks: median |error| "
+            f"{report['median_abs_pct']:.1f}%, p95 {report['p95_abs_pct']:.1f}%, within ±5%: "
+            f"{report['within_5pct']:.0%}, within ±10%: {report['within_10pct']:.0%}"
+        )
+    if args.plot:
+        write_json(Path(args.plot).with_suffix(".json"), report)
+    return 0

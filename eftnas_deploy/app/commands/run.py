@@ -1,0 +1,66 @@
+"""`eftnas-deploy run`: the whole pipeline from a pipeline.yaml (and/or flags), resumable."""
+
+from __future__ import annotations
+
+import argparse
+
+# flag -> dotted config key
+FLAGS = {
+    "model": "model.name",
+    "tokenizer": "model.tokenizer",
+    "task": "data.task",
+    "train_file": "data.train_file",
+    "dev_file": "data.dev_file",
+    "lut_file": "lut.file",
+    "allow_approximate_lut": "lut.allow_approximate",
+    "max_latency_ms": "search.max_latency_ms",
+    "max_macs": "search.max_macs",
+    "evals": "search.evals",
+    "seed": "seed",
+    "out": "out",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("run", help="run the whole pipeline (teacher → ... → bundle + report), resumable")
+    p.add_argument("--config", help="pipeline.yaml (default: built-in defaults plus the flags)")
+    p.add_argument("--model", help="hub name or directory of the pretrained model")
+    p.add_argument("--tokenizer", help="tokenizer (default: the model's)")
+    p.add_argument("--task", help="glue task or squad / squad_v2")
+    p.add_argument("--train-file", help="local training file (default: the hub dataset)")
+    p.add_argument("--dev-file", help="local dev file")
+    p.add_argument("--lut-file", help="a LUT measured on the target device (default: measure on this CPU)")
+    p.add_argument(
+        "--allow-approximate-lut",
+        action="store_const",
+        const=True,
+        help="use a --lut-file measured for another target; its target then replaces the config's (recorded)",
+    )
+    p.add_argument("--max-latency-ms", type=float, help="latency budget (LUT-predicted ms)")
+    p.add_argument("--max-macs", type=float, help="budget in millions of MACs")
+    p.add_argument("--evals", type=int, help="search evaluations")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", help="run directory (default: the config's `out`)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, e.g. --set supernet.epochs=2 (repeatable)")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="start afresh (delete the run dir's contents)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from eftnas_deploy.app.pipeline.config import load_config, parse_assignments
+    from eftnas_deploy.app.pipeline.resolved import check_config_file, describe_sources
+    from eftnas_deploy.app.pipeline.runner import run_pipeline
+
+    overrides = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
+    sets = parse_assignments(args.set)
+    overrides.update(sets)
+    file_data = check_config_file(args.config, overrides) if args.config else {}
+    config = load_config(args.config, overrides)
+    if args.config:  # what the file set, what flags changed, and which sections are defaults only
+        flags = {key: f"--{flag.replace('_', '-')}" for flag, key in FLAGS.items() if getattr(args, flag) is not None}
+        lines = describe_sources(config, file_data, str(args.config), flags, set(sets))
+        print("resolved config (values that are not defaults, with their source):\n" + "\n".join(lines), flush=True)
+    run_pipeline(config, overwrite=args.overwrite)
+    print(f"pipeline finished: {config.out}/report.md")
+    return 0

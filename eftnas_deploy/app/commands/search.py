@@ -1,0 +1,113 @@
+"""`eftnas-deploy search`: multi-objective search of a trained super-network against a latency LUT."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from eftnas_deploy.app.remeasure import remeasure_finalists
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.io import LOCK_FILE, check_output_dir, read_json
+from eftnas_deploy.core.locking import exclusive_dir
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.data import get_task
+from eftnas_deploy.data.split import held_out_from_run
+from eftnas_deploy.families.sources import load_tokenizer
+from eftnas_deploy.search.searcher import ALGORITHMS, SearchConfig
+from eftnas_deploy.search.session import OBJECTIVES, SELECTIONS, Budget, search_supernet
+from eftnas_deploy.supernet.elastic import SuperNetwork
+from exporters.runtime import RUNTIMES
+from latency_lut.config import check_seq_len, max_seq_len
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("search", help="search a super-network for the accuracy/latency Pareto front")
+    p.add_argument("--supernet", required=True, help="super-network dir written by `train-supernet`")
+    p.add_argument("--search-space", help="search_space.json (default: the one in --supernet)")
+    p.add_argument("--lut", help="latency LUT (lut.json) measured on the target CPU")
+    p.add_argument(
+        "--allow-approximate-lut", action="store_true", help="accept a LUT measured for another target than asked"
+    )
+    p.add_argument("--runtime", choices=RUNTIMES, help="runtime the LUT must be measured for (default: the LUT's)")
+    p.add_argument("--threads", type=int, help="thread count the LUT must be measured for (default: the LUT's)")
+    p.add_argument("--precision", help="precision the LUT must be measured at (default: the LUT's)")
+    p.add_argument("--objective", choices=OBJECTIVES, help="cost objective (default: latency with --lut, else macs)")
+    p.add_argument("--max-latency-ms", type=float, help="hard latency budget (LUT-predicted)")
+    p.add_argument("--max-macs", type=float, help="hard budget in millions of MACs")
+    p.add_argument("--max-params", type=float, help="hard budget in millions of parameters")
+    p.add_argument("--algorithm", default="nsga2", choices=ALGORITHMS)
+    p.add_argument("--evals", type=int, default=1000, help="evaluation budget (EFTNAS: 1000)")
+    p.add_argument("--population", type=int, help="NSGA-II population (default: 40, less for small budgets)")
+    p.add_argument("--selection", default="most-accurate", choices=SELECTIONS)
+    p.add_argument("--delta", type=float, default=0.01, help="accuracy drop allowed by cheapest-within-delta")
+    p.add_argument("--seq-len", type=int, help="sequence length for MACs (default: the LUT's, else 128 or less)")
+    p.add_argument("--remeasure-top", type=int, default=5, help="re-measure this many front points end to end")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted search in --out")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.resume:
+        check_output_dir(args.out, args.overwrite)
+    supernet_dir = Path(args.supernet)
+    if not supernet_dir.is_dir():
+        raise EftnasError(f"supernet: {supernet_dir} is not a directory (a `train-supernet` output is expected)")
+    train_config = read_json(supernet_dir / "train_config.json", "supernet train_config")
+    if not isinstance(train_config, dict) or not train_config.get("task"):
+        raise EftnasError(f"supernet: {supernet_dir / 'train_config.json'} names no task")
+    task = get_task(train_config["task"])
+    supernet = SuperNetwork.from_pretrained(str(supernet_dir), task=task.model_task)
+    supernet.model.eval()
+    space_path = Path(args.search_space) if args.search_space else supernet_dir / "search_space.json"
+    space = SearchSpace.load(space_path).validate(supernet.geometry)
+    tokenizer = load_tokenizer(str(supernet_dir), "supernet")
+    held_out = held_out_from_run(supernet_dir, tokenizer)
+
+    table = predictor = None
+    seq_len, batch = args.seq_len or min(128, max_seq_len(supernet.geometry)), 1
+    if args.lut:
+        from latency_lut.predict import LatencyPredictor
+        from latency_lut.target import describe, load_for_target, table_target
+
+        asked = {"runtime": args.runtime, "threads": args.threads, "precision": args.precision, "seq_len": args.seq_len}
+        table, approximations = load_for_target(args.lut, supernet.geometry, asked, args.allow_approximate_lut)
+        predictor = LatencyPredictor(table)
+        seq_len, batch = args.seq_len or table.seq_len, table.batch
+        print(f"lut: {args.lut} measured for {describe(table_target(table))}", flush=True)
+        if approximations:
+            print(f"lut: used approximately ({'; '.join(approximations)})", flush=True)
+    check_seq_len(supernet.geometry, seq_len, "seq-len")
+    objective = args.objective or ("latency" if predictor else "macs")
+    with exclusive_dir(args.out, what="out"):
+        if args.overwrite and not args.resume:
+            for entry in Path(args.out).iterdir():
+                if entry.name != LOCK_FILE:
+                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        summary = _search(args, supernet, space, held_out, objective, predictor, seq_len, batch)
+        if table is not None and args.remeasure_top > 0:
+            remeasure_finalists(supernet, table, Path(args.out), args.remeasure_top)
+    print(json.dumps({k: summary[k] for k in ("trials", "hypervolume", "chosen")}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _search(args, supernet, space, held_out, objective, predictor, seq_len, batch) -> dict:
+    return search_supernet(
+        supernet,
+        space,
+        held_out,
+        args.out,
+        SearchConfig(algorithm=args.algorithm, evals=args.evals, population=args.population, seed=args.seed),
+        objective=objective,
+        latency_ms=predictor,
+        budget=Budget(args.max_latency_ms, args.max_macs, args.max_params),
+        seq_len=seq_len,
+        batch=batch,
+        selection=args.selection,
+        delta=args.delta,
+    )

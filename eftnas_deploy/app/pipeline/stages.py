@@ -1,0 +1,395 @@
+"""The eight pipeline stages. Each writes into its work dir `work` and returns a summary for pipeline_state.json.
+
+Stages only wire existing building blocks (training, importance, space generation, LUT, search, export);
+training and search keep their checkpoints/storage in `work`, so an interrupted stage resumes from them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoTokenizer, set_seed
+
+from eftnas_deploy.app.pipeline.context import (
+    FINETUNE,
+    IMPORTANCE,
+    LUT,
+    SEARCH,
+    SPACE,
+    SUPERNET,
+    TEACHER,
+    RunContext,
+    first_rows,
+    labeled_examples,
+)
+from eftnas_deploy.core.geometry import ModelGeometry
+from eftnas_deploy.core.io import read_json, write_json
+from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
+from eftnas_deploy.evaluation import evaluate
+from eftnas_deploy.families.models import load_model
+from eftnas_deploy.importance.scores import (
+    ImportanceScores,
+    magnitude_importance,
+    movement_importance,
+    reorder_by_importance,
+)
+from eftnas_deploy.metrics import count_macs
+from eftnas_deploy.space.generate import evenly_spaced_targets, generate_search_space, macs_cost
+from eftnas_deploy.supernet.elastic import SuperNetwork
+from eftnas_deploy.training import (
+    SuperNetTrainer,
+    collator_for,
+    load_teacher,
+    teacher_from_config,
+    train_teacher,
+    training_arguments,
+    training_batches,
+)
+from eftnas_deploy.training.checkpoints import last_complete_checkpoint
+
+IMPORTANCE_FILE = "importance.safetensors"
+LUT_FILE = "lut.json"
+
+
+def _checkpoints(work: Path) -> tuple[Path, str | None]:
+    """The Trainer output dir inside `work` and its last checkpoint (None on a fresh start)."""
+    path = work / "checkpoints"
+    return path, last_complete_checkpoint(path)
+
+
+def _trainer_args(ctx: RunContext, out: Path, cfg: Any):
+    """Trainer arguments of a super-network or fine-tune section (epochs, lr, warmup, batch), checkpointed."""
+    return training_arguments(
+        out, num_train_epochs=cfg.epochs, learning_rate=cfg.lr, warmup_ratio=cfg.warmup_ratio,
+        per_device_train_batch_size=cfg.batch_size, group_by_length=ctx.config.data.group_by_length,
+        seed=ctx.config.seed, save_strategy="steps", save_steps=ctx.config.supernet.save_steps, save_total_limit=1,
+    )  # fmt: skip
+
+
+def _full_score(model, split) -> float | None:
+    if split is None:
+        return None
+    supernet = SuperNetwork(model)
+    return evaluate(supernet, SubnetConfig.full(supernet.geometry), split)["score"]
+
+
+def teacher(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 1: fine-tune the model on the task (or train one from a config); skipped for a fine-tuned model."""
+    cfg, task = ctx.config, ctx.task
+    set_seed(cfg.seed)  # a model built from a config is initialised from the global RNG
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or cfg.model.name)
+    if cfg.model.from_config:
+        model = teacher_from_config(task, tokenizer, cfg.model.model_type, **cfg.model.from_config)
+    else:
+        model = load_teacher(cfg.model.name, task)
+    trained = not cfg.model.fine_tuned
+    if trained:
+        out, resume = _checkpoints(work)
+        train_teacher(
+            model, ctx.split("train", tokenizer), tokenizer, out, resume_from_checkpoint=resume,
+            num_train_epochs=cfg.teacher.epochs, learning_rate=cfg.teacher.lr,
+            per_device_train_batch_size=cfg.teacher.batch_size, warmup_ratio=cfg.teacher.warmup_ratio,
+            seed=cfg.seed, save_strategy="steps", save_steps=cfg.supernet.save_steps, save_total_limit=1,
+            group_by_length=cfg.data.group_by_length,
+        )  # fmt: skip
+        shutil.rmtree(out, ignore_errors=True)
+    model.save_pretrained(work)
+    tokenizer.save_pretrained(work)
+    score = _full_score(model, ctx.split("dev", tokenizer))
+    return {"trained": trained, "dev_score": score, "resumed_from": resume if trained else None}
+
+
+def importance(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 2: first-order importance of every head and FFN neuron while fine-tuning briefly."""
+    cfg = ctx.config.importance
+    source = ctx.stage_dir(TEACHER)
+    model = load_model(str(source), ctx.task.model_task)
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    if cfg.criterion == "magnitude":
+        scores = magnitude_importance(model)
+    else:
+        train = ctx.split("train", tokenizer)
+        loader = training_batches(
+            train, tokenizer, cfg.batch_size, ctx.config.seed, group_by_length=ctx.config.data.group_by_length
+        )
+        torch.manual_seed(ctx.config.seed)
+        scores = movement_importance(model, loader, steps=cfg.steps, lr=cfg.lr, criterion=cfg.criterion)
+    model.save_pretrained(work / "model")
+    tokenizer.save_pretrained(work / "model")
+    scores.save(work / IMPORTANCE_FILE)
+    return {"criterion": scores.criterion, "fingerprint": scores.fingerprint}
+
+
+def space(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 3: reorder by importance and cut the search space at evenly spaced MAC targets."""
+    cfg = ctx.config.space
+    source = ctx.stage_dir(IMPORTANCE)
+    scores = ImportanceScores.load(source / IMPORTANCE_FILE)
+    model = load_model(str(source / "model"), ctx.task.model_task)
+    reordered = reorder_by_importance(model, scores)
+    geometry = reordered.geometry
+    full = count_macs(SubnetConfig.full(geometry), geometry, seq_len=cfg.seq_len)
+    targets = evenly_spaced_targets(cfg.min_fraction * full, cfg.max_fraction * full, cfg.num_targets)
+    result = generate_search_space(
+        reordered, targets, cost_fn=macs_cost(geometry, cfg.seq_len), tolerance=cfg.tolerance,
+        skip_fraction=cfg.skip_fraction, ffn_multiple=min(cfg.ffn_multiple, geometry.intermediate_size),
+    )  # fmt: skip
+    model.save_pretrained(work / "model")
+    AutoTokenizer.from_pretrained(str(source / "model")).save_pretrained(work / "model")
+    reordered.save(work / IMPORTANCE_FILE)
+    result.save(work / "search_space.json")
+    return {"size": result.size(), "heads": [list(c) for c in result.heads], "ffn": [list(c) for c in result.ffn]}
+
+
+def lut(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 4: a latency LUT measured on this CPU for the space's widths, or a target device's file, checked."""
+    from exporters.runtime import PRECISIONS, RuntimeSpec
+    from latency_lut.measure import TimingSettings, build_lut
+    from latency_lut.validate import plot_validation, sample_across_cost, validate_luts
+
+    cfg = ctx.config.lut
+    source = ctx.stage_dir(SPACE)
+    config = AutoConfig.from_pretrained(str(source / "model"))
+    geometry = ModelGeometry.from_config(config, ctx.task.model_task)
+    search_space = SearchSpace.load(source / "search_space.json").validate(geometry)
+    timing = TimingSettings(cfg.warmup, cfg.repeats, cfg.min_time_s, cfg.stack)
+    if cfg.file:
+        from eftnas_deploy.app.pipeline.preflight import load_lut_file
+
+        table, origin = load_lut_file(ctx.config, geometry)
+    elif cfg.measure:
+        spec = RuntimeSpec(cfg.runtime, cfg.threads, cfg.precision or PRECISIONS[cfg.runtime][0])
+        table = build_lut(
+            config, geometry, spec, cfg.seq_len, cfg.batch, search_space, cfg.grid, timing, cfg.calibration,
+            ctx.config.seed,
+        )  # fmt: skip
+        origin = {"source": "measured here"}
+    else:
+        return {"source": "none", "note": "no LUT: lut.measure is false and no lut.file was given"}
+    table.save(work / LUT_FILE)
+    summary = {**origin, "runtime": table.runtime, "precision": table.precision, "threads": table.threads}
+    if cfg.validate_samples and not cfg.file:  # a target device's LUT cannot be validated on this CPU
+        model = load_model(str(source / "model"), ctx.task.model_task).eval()
+        subnets = sample_across_cost(search_space, cfg.validate_samples, seed=ctx.config.seed + 1)
+        (report,) = validate_luts([table], model, subnets, timing)
+        write_json(work / "validation.json", report)
+        plot_validation([report], work / "lut_validation.png")
+        summary["validation_median_abs_pct"] = report["median_abs_pct"]
+    return summary
+
+
+def supernet(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 5: train the weight-sharing super-network (resumes from its last checkpoint)."""
+    from eftnas_deploy.training import KDConfig
+
+    cfg, data = ctx.config.supernet, ctx.config.data
+    source = ctx.stage_dir(SPACE)
+    tokenizer = AutoTokenizer.from_pretrained(str(source / "model"))
+    net = SuperNetwork.from_pretrained(str(source / "model"), task=ctx.task.model_task)
+    search_space = SearchSpace.load(source / "search_space.json").validate(net.geometry)
+    external = load_teacher(str(ctx.stage_dir(TEACHER)), ctx.task) if cfg.external_teacher_kd else None
+    train = ctx.split("train", tokenizer)
+    out, resume = _checkpoints(work)
+    trainer = SuperNetTrainer(
+        supernet=net, search_space=search_space, strategy=cfg.strategy, num_random=cfg.num_random,
+        teacher=external, kd=KDConfig(), distill_from=cfg.distill_from,
+        args=_trainer_args(ctx, out, cfg),
+        train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
+    )  # fmt: skip
+    trainer.train(resume_from_checkpoint=resume)
+    shutil.rmtree(out, ignore_errors=True)
+    held_out = ctx.split("held_out", tokenizer)
+    corners = {"largest": search_space.largest(), "middle": search_space.middle(), "smallest": search_space.smallest()}
+    scores = {name: evaluate(net, s, held_out)["score"] for name, s in corners.items()}
+    net.save_pretrained(work)
+    tokenizer.save_pretrained(work)
+    search_space.save(work / "search_space.json")
+    # What `eftnas-deploy search --supernet` needs to rebuild the held-out split on its own.
+    shutil.copy2(ctx.run_dir / "held_out.json", work / "held_out.json")
+    write_json(
+        work / "train_config.json",
+        {
+            "task": data.task, "train_file": data.train_file, "columns": data.columns,
+            "max_train_rows": data.max_train_rows, "held_out_fraction": data.held_out_fraction,
+            "max_length": data.max_length, "seed": ctx.config.seed, "strategy": cfg.strategy,
+        },
+    )  # fmt: skip
+    write_json(work / "held_out_scores.json", scores)
+    return {"held_out_scores": scores, "resumed_from": resume}
+
+
+def _predictor(ctx: RunContext):
+    from latency_lut.predict import LatencyPredictor
+    from latency_lut.table import LatencyTable
+
+    path = ctx.stage_dir(LUT) / LUT_FILE
+    return LatencyPredictor(LatencyTable.load(path)) if path.is_file() else None
+
+
+def relative_budget_ms(
+    predictor: Callable[[SubnetConfig], float], space: SearchSpace, geometry: ModelGeometry, fraction: float
+) -> float:
+    """A budget `fraction` of the way from the space's smallest sub-network (0) to the full model (1).
+
+    Relative to the reachable range, not to the full model alone: when the fixed part dominates (small
+    models, short sequences) a fraction of the full latency can lie below every sub-network.
+    """
+    low = predictor(space.smallest())
+    high = max(predictor(SubnetConfig.full(geometry)), low)  # tiny blocks: timer noise can invert them
+    return low + fraction * (high - low)
+
+
+def search(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 6: multi-objective search under the budget (resumes from its trial log), finalists re-measured."""
+    from eftnas_deploy.app.remeasure import remeasure_finalists
+    from eftnas_deploy.search.searcher import SearchConfig
+    from eftnas_deploy.search.session import Budget, search_supernet
+
+    cfg = ctx.config.search
+    source = ctx.stage_dir(SUPERNET)
+    net = SuperNetwork.from_pretrained(str(source), task=ctx.task.model_task)
+    net.model.eval()
+    search_space = SearchSpace.load(source / "search_space.json").validate(net.geometry)
+    held_out = ctx.split("held_out", AutoTokenizer.from_pretrained(str(source)))
+    predictor = _predictor(ctx)
+    seq_len, batch = (predictor.table.seq_len, predictor.table.batch) if predictor else (ctx.config.space.seq_len, 1)
+    max_ms = cfg.max_latency_ms
+    if cfg.max_latency_fraction is not None:
+        max_ms = relative_budget_ms(predictor, search_space, net.geometry, cfg.max_latency_fraction)
+    summary = search_supernet(
+        net, search_space, held_out, work,
+        SearchConfig(algorithm=cfg.algorithm, evals=cfg.evals, population=cfg.population, seed=ctx.config.seed),
+        objective=cfg.objective, latency_ms=predictor, budget=Budget(max_ms, cfg.max_macs, cfg.max_params),
+        seq_len=seq_len, batch=batch, selection=cfg.selection, delta=cfg.delta,
+    )  # fmt: skip
+    measured_here = predictor is not None and not ctx.config.lut.file
+    if measured_here and cfg.remeasure_top:
+        remeasure_finalists(net, predictor.table, work, cfg.remeasure_top)
+    return {"trials": summary["trials"], "max_latency_ms": max_ms, "chosen": summary["chosen"]}
+
+
+FINETUNED_MODEL = "model"
+
+
+def finetune(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 7: fine-tune the chosen sub-network alone (distilled from the teacher); resumes from checkpoints.
+
+    Trains inside the super-network with only the chosen sub-network active (a one-point search space), so
+    slicing, parity and export stay the same code path. Scores before and after are recorded on held-out and
+    dev rows; with `finetune.keep_if_better` the result is dropped if the held-out score fell.
+    """
+    from eftnas_deploy.training import KDConfig
+
+    cfg = ctx.config.finetune
+    source = ctx.stage_dir(SUPERNET)
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    net = SuperNetwork.from_pretrained(str(source), task=ctx.task.model_task)
+    chosen = SubnetConfig.load(ctx.stage_dir(SEARCH) / "subnet.json").validate(net.geometry)
+    splits = {name: ctx.split(name, tokenizer) for name in ("held_out", "dev")}
+    scores = {name: {"before": evaluate(net, chosen, split)["score"]} for name, split in splits.items() if split}
+    if not cfg.enabled:
+        return {"enabled": False, "kept": False, "scores": scores}
+    teacher_model = load_teacher(str(ctx.stage_dir(TEACHER)), ctx.task) if cfg.distill else None
+    train = ctx.split("train", tokenizer)
+    out, resume = _checkpoints(work)
+    trainer = SuperNetTrainer(
+        supernet=net, search_space=SearchSpace.single(chosen), strategy="standard", teacher=teacher_model,
+        kd=KDConfig(),
+        args=_trainer_args(ctx, out, cfg),
+        train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
+    )  # fmt: skip
+    trainer.train(resume_from_checkpoint=resume)
+    shutil.rmtree(out, ignore_errors=True)
+    for name, split in splits.items():
+        if split is not None:
+            scores[name]["after"] = evaluate(net, chosen, split)["score"]
+    kept = not cfg.keep_if_better or scores["held_out"]["after"] >= scores["held_out"]["before"]
+    if kept:
+        net.save_pretrained(work / FINETUNED_MODEL)
+        tokenizer.save_pretrained(work / FINETUNED_MODEL)
+    return {"enabled": True, "kept": kept, "scores": scores, "resumed_from": resume}
+
+
+def final_weights(ctx: RunContext) -> Path:
+    """The super-network weights the chosen sub-network ships with: fine-tuned (stage 7) if kept, else stage 5's."""
+    tuned = ctx.run_dir / FINETUNE / FINETUNED_MODEL
+    return tuned if tuned.is_dir() else ctx.stage_dir(SUPERNET)
+
+
+def export(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 8: the chosen sub-network's bundle (and the full model's, for the speedup), timed per runtime.
+
+    Every accuracy figure (teacher, super-network, chosen in PyTorch, OpenVINO FP32 and INT8) is taken on the
+    same rows: the dev split (held-out without one), cut to `export.eval_size` rows when that is set.
+    """
+    from eftnas_deploy.app.pipeline.deployment import benchmark_all, sliced_parity
+    from exporters.bundle import ExportSource, export_bundle
+
+    cfg = ctx.config.export
+    trained = ctx.stage_dir(SUPERNET)
+    tokenizer = AutoTokenizer.from_pretrained(str(trained))
+    supernet_weights = SuperNetwork.from_pretrained(str(trained), task=ctx.task.model_task)
+    weights = final_weights(ctx)
+    net = (
+        supernet_weights if weights == trained else SuperNetwork.from_pretrained(str(weights), task=ctx.task.model_task)
+    )
+    net.model.eval()
+    chosen = SubnetConfig.load(ctx.stage_dir(SEARCH) / "subnet.json").validate(net.geometry)
+    full = SubnetConfig.full(net.geometry)
+    dev = ctx.split("dev", tokenizer)
+    evaluation = first_rows(dev if dev is not None else ctx.split("held_out", tokenizer), cfg.eval_size)
+    calibration = evaluation_set = None
+    if "int8" in cfg.formats:
+        calibration = labeled_examples(ctx.split("train", tokenizer), cfg.calibration_size)
+        evaluation_set = labeled_examples(evaluation, None)
+    bundle = export_bundle(
+        ExportSource.from_supernet(net, chosen, tokenizer), work / "bundle", list(cfg.formats),
+        calibration=calibration, evaluation=evaluation_set, subset_size=cfg.calibration_size, overwrite=True,
+    )  # fmt: skip
+    reference = [f for f in ("onnx", "openvino") if f in cfg.formats]
+    if reference:
+        export_bundle(ExportSource.from_supernet(net, full, tokenizer), work / "full_model", reference, overwrite=True)
+    front = []
+    if cfg.pareto_front:
+        points = read_json(ctx.stage_dir(SEARCH) / "pareto.json", "pareto")["points"]
+        for i, point in enumerate(points):
+            subnet = SubnetConfig.from_dict(point["subnet"])
+            out = work / "pareto" / f"{i:02d}"
+            source = ExportSource.from_supernet(supernet_weights, subnet, tokenizer)
+            export_bundle(source, out, ("pytorch", "onnx", "openvino"))
+            front.append({"index": i, "dir": str(out.relative_to(work)), "subnet": point["subnet"]})
+    predictor = _predictor(ctx)
+    threads = cfg.benchmark_threads or (predictor.table.threads if predictor else 1)
+    seq_len, batch = (predictor.table.seq_len, predictor.table.batch) if predictor else (ctx.config.space.seq_len, 1)
+    timings = benchmark_all(work, threads, batch, seq_len, cfg.benchmark_repeats)
+    teacher_net = SuperNetwork(load_teacher(str(ctx.stage_dir(TEACHER)), ctx.task).eval())
+    accuracy = {
+        "metric_split": "dev" if dev is not None else "held_out",
+        "metric": ctx.task.metric,
+        "rows": len(evaluation),
+        "teacher": evaluate(teacher_net, full, evaluation)["score"],
+        "supernet_full": evaluate(supernet_weights, full, evaluation)["score"],
+        "pytorch_chosen": evaluate(net, chosen, evaluation)["score"],
+        "weights": "fine-tuned (stage 7)" if weights != trained else "super-network (stage 5)",
+        "quantization": bundle.get("quantization"),
+    }
+    parity = sliced_parity(net, chosen, work / "bundle") if "pytorch" in cfg.formats else None
+    deployment = {
+        "subnet": chosen.to_dict(),
+        "predicted_ms": {"chosen": predictor(chosen), "full": predictor(full)} if predictor else None,
+        "lut": {"runtime": predictor.table.runtime, "precision": predictor.table.precision} if predictor else None,
+        "threads": threads,
+        "seq_len": seq_len,
+        "batch": batch,
+        "timings": timings,
+        "accuracy": accuracy,
+        "parity": {"supernet_vs_sliced_max_abs": parity, **bundle["parity"]},
+        "pareto_bundles": front,
+    }
+    write_json(work / "deployment.json", deployment)
+    return {"bundle": "bundle", "formats": sorted(bundle["formats"]), "timings": len(timings)}

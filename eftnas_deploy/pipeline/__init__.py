@@ -1,6 +1,0 @@
-"""One command from model to deployable bundle: config, stages, runner and report."""
-
-from eftnas_deploy.pipeline.config import PipelineConfig, load_config
-from eftnas_deploy.pipeline.runner import STAGES, read_state, run_pipeline
-
-__all__ = ["STAGES", "PipelineConfig", "load_config", "read_state", "run_pipeline"]
