@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow test-all lint format clean
+.PHONY: install demo test test-unit test-integration test-all lint format clean
 
 install: $(STAMP)
 
@@ -19,17 +19,20 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/eftnas-deploy demo --out runs/demo --overwrite
 
+# Lint, the layer contracts (import-linter) and the fast unit suite.
 test: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/pytest -q -m "not slow and not integration" $(PYTEST_ARGS)
 
-test-slow: install
-	# exit code 5 means no test is marked slow: not a failure
-	$(VENV)/bin/pytest -q -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
+test-unit: test
 
-test-all: install
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+# End-to-end runs: the demo pipeline, torchrun, the INT8 CLI, optimum-cli, kill-and-resume.
+test-integration: install
+	# exit code 5 means no test is selected: not a failure
+	$(VENV)/bin/pytest -q -m "slow or integration" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+test-all: test test-integration
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -20,7 +20,7 @@ import torch
 
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.io import write_json
-from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.space import SearchSpace, sample_across_cost
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.metrics import count_macs
 from exporters.runtime import RuntimeSpec, cpu_info, load_onnx
@@ -28,7 +28,7 @@ from latency_lut.config import config_from_geometry, load_supernet
 from latency_lut.export import exported, random_dense_model
 from latency_lut.measure import TimingSettings, build_lut, time_onnx
 from latency_lut.predict import LatencyPredictor
-from latency_lut.validate import plot_validation, sample_across_cost, validate_luts
+from latency_lut.validate import plot_validation, validate_luts
 
 BERT_BASE = ModelGeometry("bert", 12, 12, 64, 768, 3072, 30522, 512, 2)
 

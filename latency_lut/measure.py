@@ -155,12 +155,12 @@ def build_lut(
                 },
                 "stack_layers": timing.stack,
                 "fixed_spread_us": fixed.iqr_us,
-                "search_space": {"heads": [list(c) for c in space.heads], "ffn": [list(c) for c in space.ffn]},
+                "search_space": {name: [list(c) for c in choices] for name, choices in space.items()},
             }
         ),
     )
     if calibration_samples:
-        from latency_lut.validate import sample_across_cost
+        from eftnas_deploy.core.space import sample_across_cost
 
         subnets = sample_across_cost(space, calibration_samples, seed=seed + 7919)
         measured = []

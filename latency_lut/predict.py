@@ -6,32 +6,35 @@ import math
 from pathlib import Path
 from typing import Any
 
+from eftnas_deploy.core.dimensions import dimension, dimension_names
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.subnet import SubnetConfig
 from latency_lut.table import LatencyTable, LutMismatchError
 
 
 def entries_sum_us(table: LatencyTable, subnet: SubnetConfig) -> float:
-    """The fixed part plus every layer's attention and FFN entry (no overhead), straight from the table."""
-    return (
-        table.fixed_us
-        + sum(table.block_us("attention", h) for h in subnet.heads)
-        + sum(table.block_us("ffn", f) for f in subnet.ffn)
+    """The fixed part plus every layer's block entry of each dimension (no overhead), straight from the table."""
+    return table.fixed_us + sum(
+        table.block_us(dimension(name).block, value)
+        for name, values in subnet.items()
+        if dimension(name).block
+        for value in values
     )
 
 
 class LatencyPredictor:
     """``predict_us(subnet)``: microseconds per call; the searcher calls it thousands of times.
 
-    Block latencies of every width are precomputed into plain lists, so a prediction is two
-    list look-ups per layer plus an affine overhead correction.
+    Block latencies of every width are precomputed into plain lists, so a prediction is one
+    list look-up per layer and dimension plus an affine overhead correction.
     """
 
     def __init__(self, table: LatencyTable) -> None:
         self.table = table
         self.num_layers = table.geometry.num_layers
-        self._attention = table.block_table("attention")
-        self._ffn = table.block_table("ffn")
+        self._blocks = {
+            name: table.block_table(dimension(name).block) for name in dimension_names() if dimension(name).block
+        }
         self._fixed = table.fixed_us
         self._gain = 1.0 + table.overhead.scale
         self._constant = table.overhead.constant_us
@@ -44,13 +47,16 @@ class LatencyPredictor:
         return cls(LatencyTable.load(path, allow_approximate=allow_approximate, geometry=geometry, **asked))
 
     def predict_us(self, subnet: SubnetConfig) -> float:
-        if len(subnet.heads) != self.num_layers:
-            raise LutMismatchError(f"heads: {len(subnet.heads)} layers given, the LUT's model has {self.num_layers}")
-        attention, ffn = self._attention, self._ffn
+        if subnet.num_layers != self.num_layers:
+            raise LutMismatchError(
+                f"{subnet.dimensions[0]}: {subnet.num_layers} layers given, the LUT's model has {self.num_layers}"
+            )
         total = self._fixed
         try:
-            for h, f in zip(subnet.heads, subnet.ffn):
-                total += attention[h] + ffn[f]
+            for name, values in subnet.items():
+                block = self._blocks.get(name)
+                for value in values if block is not None else ():
+                    total += block[value]
         except IndexError:
             raise LutMismatchError(self._range_message(subnet)) from None
         if math.isnan(total):
@@ -65,10 +71,12 @@ class LatencyPredictor:
         return self.predict_ms(subnet)
 
     def _range_message(self, subnet: SubnetConfig) -> str:
-        for kind, widths in (("attention", subnet.heads), ("ffn", subnet.ffn)):
+        for name, widths in subnet.items():
+            if not dimension(name).block:
+                continue
             for i, w in enumerate(widths):
                 try:
-                    self.table.block_us(kind, w)
+                    self.table.block_us(dimension(name).block, w)
                 except LutMismatchError as exc:
                     return f"layer {i}: {exc}"
         return f"{subnet}: outside the LUT's measured widths"

@@ -17,7 +17,7 @@ import numpy as np
 
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.geometry import ModelGeometry
-from eftnas_deploy.core.io import write_json
+from eftnas_deploy.core.io import read_json, write_json
 
 FORMAT_VERSION = 1
 BLOCK_KINDS = ("attention", "ffn")
@@ -197,8 +197,6 @@ class LatencyTable:
     @classmethod
     def load(cls, path: str | Path, allow_approximate: bool = False, **asked: Any) -> LatencyTable:
         """Read a LUT file and check it against what is asked (geometry, runtime, threads, seq_len, ...)."""
-        from latency_lut.target import read_lut
-
         return read_lut(path).check(allow_approximate=allow_approximate, **asked)
 
     def fingerprint(self) -> str:
@@ -231,3 +229,14 @@ def width_grid(choices: Iterable[int], grid: int | None) -> list[int]:
         raise EftnasError(f"grid: at least 2 widths are needed to interpolate, got {grid}")
     picks = np.unique(np.round(np.linspace(0, len(values) - 1, grid)).astype(int))
     return [values[i] for i in picks]
+
+
+def read_lut(path: str | Path, what: str = "lut") -> LatencyTable:
+    """A LUT file, with one-line errors for a missing, binary, truncated or malformed file."""
+    data = read_json(path, what)
+    try:
+        return LatencyTable.from_dict(data)
+    except EftnasError as exc:
+        raise EftnasError(f"{what}: {path} is not a usable LUT ({exc})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise EftnasError(f"{what}: {path} is not a valid LUT file ({type(exc).__name__}: {exc})") from None

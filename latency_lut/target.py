@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.geometry import ModelGeometry
-from latency_lut.table import LatencyTable, LutMismatchError
+from latency_lut.table import LatencyTable, LutMismatchError, read_lut
 
 TARGET_FIELDS = ("runtime", "threads", "precision", "seq_len", "batch")
 
@@ -47,19 +46,6 @@ def target_mismatches(table: LatencyTable, geometry: ModelGeometry | None, asked
         if have[name] != value:
             problems.append(f"{name}: LUT has {have[name]!r}, asked for {value!r}")
     return problems
-
-
-def read_lut(path: str | Path, what: str = "lut") -> LatencyTable:
-    """A LUT file, with one-line errors for a missing, binary, truncated or malformed file."""
-    from eftnas_deploy.core.io import read_json
-
-    data = read_json(path, what)
-    try:
-        return LatencyTable.from_dict(data)
-    except EftnasError as exc:
-        raise EftnasError(f"{what}: {path} is not a usable LUT ({exc})") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise EftnasError(f"{what}: {path} is not a valid LUT file ({type(exc).__name__}: {exc})") from None
 
 
 def load_for_target(

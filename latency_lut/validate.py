@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,6 @@ import numpy as np
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.supernet.slicing import slice_subnet
 from exporters.runtime import RuntimeSpec
@@ -18,30 +16,6 @@ from latency_lut.export import exported
 from latency_lut.measure import TimingSettings, time_onnx
 from latency_lut.predict import LatencyPredictor
 from latency_lut.table import LatencyTable
-
-
-def sample_across_cost(space: SearchSpace, k: int, seed: int = 0) -> list[SubnetConfig]:
-    """`k` distinct seeded sub-networks spread over the whole cost range (not clustered in the middle).
-
-    Sub-network i targets the quantile q_i (stratified in [0, 1]) of every layer's choices, with jitter
-    per layer, so the sample covers small, medium and large networks with mixed per-layer widths.
-    """
-    rng = random.Random(seed)
-    out: list[SubnetConfig] = []
-    for attempt in range(50 * k):
-        if len(out) == k:
-            break
-        q = (len(out) + rng.random()) / k
-        picks = []
-        for choices in (*space.heads, *space.ffn):
-            ascending = sorted(choices)
-            top = len(ascending) - 1
-            index = round(q * top + rng.gauss(0.0, 0.25 * top)) if attempt < 40 * k else rng.randrange(top + 1)
-            picks.append(ascending[min(top, max(0, index))])
-        subnet = SubnetConfig(heads=picks[: space.num_layers], ffn=picks[space.num_layers :])
-        if subnet not in out:
-            out.append(subnet)
-    return out
 
 
 def error_summary(predicted_us: list[float], measured_us: list[float]) -> dict[str, float]:

@@ -17,6 +17,7 @@ from tests.conftest import SHARED_DATA
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_train.py"
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data not found")
 def test_two_process_torchrun_trains(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}

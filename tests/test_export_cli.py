@@ -87,6 +87,7 @@ def test_failure_midway_leaves_no_half_bundle(supernet_dir, tmp_path, monkeypatc
     capsys.readouterr()
 
 
+@pytest.mark.integration
 def test_int8_through_the_cli_with_task_data(supernet_dir, tmp_path, shared_data, capsys):
     from transformers import AutoTokenizer
 
@@ -108,6 +109,7 @@ def test_int8_through_the_cli_with_task_data(supernet_dir, tmp_path, shared_data
     capsys.readouterr()
 
 
+@pytest.mark.integration
 def test_int8_calibration_reads_a_headerless_task_file(supernet_dir, tmp_path, shared_data, capsys):
     """--task mrpc: the training data layer reads MRPC's headerless TSV; labels take the task's names."""
     from transformers import AutoTokenizer

@@ -7,14 +7,14 @@ import pytest
 from eftnas_deploy.app.cli import main
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.geometry import ModelGeometry
-from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.space import SearchSpace, sample_across_cost
 from eftnas_deploy.core.subnet import SubnetConfig
 from exporters.runtime import RuntimeSpec
 from latency_lut.config import config_from_geometry, load_supernet
 from latency_lut.measure import TimingSettings, build_lut
 from latency_lut.predict import LatencyPredictor, entries_sum_us
 from latency_lut.table import LatencyTable, LutMismatchError, Overhead, width_grid
-from latency_lut.validate import error_summary, sample_across_cost, validate_luts
+from latency_lut.validate import error_summary, validate_luts
 
 GEOMETRY = ModelGeometry(
     model_type="bert",

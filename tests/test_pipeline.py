@@ -69,6 +69,7 @@ def demo_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.integration
 def test_demo_runs_offline_and_every_artifact_loads(demo_run):
     import onnxruntime as ort
     import openvino as ov
@@ -105,6 +106,7 @@ def test_demo_runs_offline_and_every_artifact_loads(demo_run):
         assert logits.shape == expected.shape
 
 
+@pytest.mark.integration
 def test_rerun_skips_finished_stages_and_redoes_an_unrecorded_one(demo_run, capsys):
     before = read_state(demo_run)
     state = json.loads((demo_run / "pipeline_state.json").read_text())
@@ -120,6 +122,7 @@ def test_rerun_skips_finished_stages_and_redoes_an_unrecorded_one(demo_run, caps
     assert "[9/9] 09_report ..." in out and after["stages"]["09_report"]["status"] == "done"
 
 
+@pytest.mark.integration
 def test_interrupted_search_resumes_from_its_storage(demo_run, capsys):
     # An interrupted search leaves its work dir (with search_trials.jsonl) behind and no completion record.
     shutil.move(demo_run / "06_search", demo_run / "06_search.partial")
@@ -133,6 +136,7 @@ def test_interrupted_search_resumes_from_its_storage(demo_run, capsys):
     assert read_state(demo_run)["stages"]["06_search"]["resumed"] is True
 
 
+@pytest.mark.integration
 def test_changed_config_and_foreign_dirs_are_refused(demo_run, tmp_path, capsys):
     config = demo_run / "pipeline.yaml"
     code = main(["run", "--config", str(config), "--set", "search.evals=41"])
@@ -169,6 +173,7 @@ def test_a_relative_budget_always_leaves_the_smallest_subnet_feasible():
     assert relative_budget_ms(noisy.__getitem__, space, geometry, 0.5) >= 0.077
 
 
+@pytest.mark.integration
 def test_final_finetune_resumes_from_its_checkpoint_after_a_crash(demo_run, capsys, monkeypatch):
     from transformers import Trainer
 
@@ -199,6 +204,7 @@ def test_final_finetune_resumes_from_its_checkpoint_after_a_crash(demo_run, caps
     assert set(scores) == {"before", "after"}
 
 
+@pytest.mark.integration
 def test_demo_bundle_tokenizer_positions_and_labels_agree(demo_run):
     from transformers import AutoTokenizer
 

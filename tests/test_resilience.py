@@ -99,6 +99,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.integration
 def test_the_demo_resumes_after_a_kill_during_data_generation(tmp_path, monkeypatch, capsys):
     out = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-c", KILL_IN_DATA, "demo", "--size", "tiny", "--out", str(out)], env=ENV)

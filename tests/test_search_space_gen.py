@@ -89,4 +89,4 @@ def test_sampled_subnets_of_a_generated_space_are_valid():
     space = generate_search_space(scores, evenly_spaced_targets(0.4 * full, 0.8 * full, 3))
     rng = random.Random(0)
     for _ in range(20):
-        space.sample(rng).validate(scores.geometry).validate_space(space)
+        space.check(space.sample(rng).validate(scores.geometry))

@@ -77,7 +77,7 @@ def test_search_space_validation_and_sampling(tmp_path):
     space.save(tmp_path / "space.json")
     assert SearchSpace.load(tmp_path / "space.json") == space
     with pytest.raises(SubnetConfigError, match="layer 0: 7 heads is not a search-space choice"):
-        SubnetConfig(heads=[7, 12, 12, 8], ffn=[3072, 3072, 3072, 512]).validate_space(space)
+        space.check(SubnetConfig(heads=[7, 12, 12, 8], ffn=[3072, 3072, 3072, 512]))
     with pytest.raises(SearchSpaceError, match="layer 0: 16 heads allowed, model has 12"):
         SearchSpace(heads=[[16]] * 4, ffn=[[1]] * 4).validate(GEOMETRY)
     with pytest.raises(SearchSpaceError, match="empty"):

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from eftnas_deploy.core.third_party import quiet_third_party
+    from eftnas_deploy.app.third_party import quiet_third_party
 
     quiet_third_party()
     parser = build_parser()

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eftnas_deploy.core.dimensions import dimension, dimension_names, required_names
 from eftnas_deploy.core.errors import SubnetConfigError
 
 if TYPE_CHECKING:
     from eftnas_deploy.core.geometry import ModelGeometry
-    from eftnas_deploy.core.space import SearchSpace
 
 FORMAT_VERSION = 1
 
@@ -28,78 +28,129 @@ def _as_int_tuple(values: Iterable[Any], field: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, order=True)
+@functools.total_ordering
 class SubnetConfig:
-    """Per-layer active attention heads and FFN width; 0 skips that block.
+    """Per-layer values of each elastic dimension (see `core.dimensions`); 0 skips that block.
 
-    Heads and neurons are always a prefix of the (importance-ordered) super-network.
-    Frozen, hashable and ordered, so searches can cache and sort on it.
+    `SubnetConfig(heads=[...], ffn=[...])` (or positionally, in registry order). Values are a prefix
+    of the (importance-ordered) super-network. Immutable, hashable and ordered, so searches can
+    cache and sort on it; `subnet.heads` reads one dimension's per-layer tuple.
     """
 
-    heads: tuple[int, ...]
-    ffn: tuple[int, ...]
+    __slots__ = ("_values",)
+    _values: dict[str, tuple[int, ...]]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "heads", _as_int_tuple(self.heads, "heads"))
-        object.__setattr__(self, "ffn", _as_int_tuple(self.ffn, "ffn"))
-        if len(self.heads) != len(self.ffn):
-            raise SubnetConfigError(
-                f"heads/ffn: length mismatch ({len(self.heads)} heads entries, {len(self.ffn)} ffn entries)"
-            )
-        if not self.heads:
-            raise SubnetConfigError("heads: a sub-network needs at least one layer")
+    def __init__(self, *positional: Iterable[int], **values: Iterable[int]) -> None:
+        names = dimension_names()
+        if len(positional) > len(required_names()):
+            raise SubnetConfigError(f"subnet: at most {len(required_names())} positional dimensions {required_names()}")
+        for name, given in zip(required_names(), positional):
+            if name in values:
+                raise SubnetConfigError(f"{name}: given twice")
+            values[name] = given
+        unknown = [name for name in values if name not in names]
+        if unknown:
+            raise SubnetConfigError(f"subnet: unknown dimension(s) {unknown} (registered: {list(names)})")
+        for name in required_names():
+            if name not in values:
+                raise SubnetConfigError(f"{name}: missing from sub-network config")
+        ordered = {name: _as_int_tuple(values[name], name) for name in names if name in values}
+        lengths = {name: len(v) for name, v in ordered.items()}
+        if len(set(lengths.values())) > 1:
+            detail = ", ".join(f"{n} {name} entries" for name, n in lengths.items())
+            raise SubnetConfigError(f"{'/'.join(lengths)}: length mismatch ({detail})")
+        if not next(iter(lengths.values())):
+            raise SubnetConfigError(f"{next(iter(lengths))}: a sub-network needs at least one layer")
+        object.__setattr__(self, "_values", ordered)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"SubnetConfig is immutable (cannot set {name!r})")
+
+    def __getattr__(self, name: str) -> tuple[int, ...]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"SubnetConfig has no dimension {name!r}") from None
+
+    def __getstate__(self) -> dict[str, tuple[int, ...]]:
+        return dict(self._values)
+
+    def __setstate__(self, state: dict[str, tuple[int, ...]]) -> None:
+        object.__setattr__(self, "_values", dict(state))
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        """The dimensions this sub-network states, in registry order."""
+        return tuple(self._values)
+
+    def items(self) -> Iterator[tuple[str, tuple[int, ...]]]:
+        return iter(self._values.items())
+
+    def layer(self, index: int) -> dict[str, int]:
+        """One layer's value of every dimension."""
+        return {name: values[index] for name, values in self._values.items()}
+
+    def replace(self, **values: Iterable[int]) -> SubnetConfig:
+        return SubnetConfig(**{**self._values, **values})
 
     @property
     def num_layers(self) -> int:
-        return len(self.heads)
+        return len(next(iter(self._values.values())))
+
+    def _key(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        return tuple(self._values.items())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SubnetConfig) and self._key() == other._key()
+
+    def __lt__(self, other: SubnetConfig) -> bool:
+        if not isinstance(other, SubnetConfig):
+            return NotImplemented
+        return self._key() < other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     @classmethod
     def full(cls, geometry: ModelGeometry) -> SubnetConfig:
         """The whole super-network."""
-        return cls(
-            heads=(geometry.num_heads,) * geometry.num_layers,
-            ffn=(geometry.intermediate_size,) * geometry.num_layers,
-        )
+        return cls(**{name: (dimension(name).max_value(geometry),) * geometry.num_layers for name in required_names()})
 
     def is_full(self, geometry: ModelGeometry) -> bool:
         return self == SubnetConfig.full(geometry)
 
     def validate(self, geometry: ModelGeometry) -> SubnetConfig:
         """Raise SubnetConfigError naming the layer and field if this does not fit the model."""
+        first = self.dimensions[0]
         if self.num_layers != geometry.num_layers:
-            raise SubnetConfigError(f"heads: {self.num_layers} layers given, model has {geometry.num_layers}")
-        for i, (h, f) in enumerate(zip(self.heads, self.ffn)):
-            if h > geometry.num_heads:
-                raise SubnetConfigError(f"layer {i}: {h} heads requested, model has {geometry.num_heads}")
-            if f > geometry.intermediate_size:
-                raise SubnetConfigError(f"layer {i}: FFN width {f} requested, model has {geometry.intermediate_size}")
-        return self
-
-    def validate_space(self, space: SearchSpace) -> SubnetConfig:
-        """Raise SubnetConfigError if a layer's choice is not allowed by the search space."""
-        if self.num_layers != space.num_layers:
-            raise SubnetConfigError(f"heads: {self.num_layers} layers given, search space has {space.num_layers}")
-        for i, (h, f) in enumerate(zip(self.heads, self.ffn)):
-            if h not in space.heads[i]:
-                raise SubnetConfigError(f"layer {i}: {h} heads is not a search-space choice {list(space.heads[i])}")
-            if f not in space.ffn[i]:
-                raise SubnetConfigError(f"layer {i}: FFN width {f} is not a search-space choice {list(space.ffn[i])}")
+            raise SubnetConfigError(f"{first}: {self.num_layers} layers given, model has {geometry.num_layers}")
+        for i in range(self.num_layers):
+            for name, values in self._values.items():
+                dim = dimension(name)
+                if values[i] > dim.max_value(geometry):
+                    raise SubnetConfigError(
+                        f"layer {i}: {dim.describe(values[i])} requested, model has {dim.max_value(geometry)}"
+                    )
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return {"heads": list(self.heads), "ffn": list(self.ffn)}
+        return {name: list(values) for name, values in self._values.items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SubnetConfig:
-        if not isinstance(data, dict):
-            raise SubnetConfigError(f"subnet: expected an object with 'heads' and 'ffn', got {type(data).__name__}")
-        for key in ("heads", "ffn"):
+    def from_dict(cls, data: Mapping[str, Any]) -> SubnetConfig:
+        if not isinstance(data, Mapping):
+            raise SubnetConfigError(
+                f"subnet: expected an object with {list(required_names())}, got {type(data).__name__}"
+            )
+        for key in required_names():
             if key not in data:
                 raise SubnetConfigError(f"{key}: missing from sub-network config")
-        unknown = set(data) - {"heads", "ffn", "format_version"}
+        unknown = set(data) - {*dimension_names(), "format_version"}
         if unknown:
             raise SubnetConfigError(f"subnet: unknown field(s) {sorted(unknown)}")
-        return cls(heads=data["heads"], ffn=data["ffn"])
+        return cls(**{k: v for k, v in data.items() if k != "format_version"})
 
     def to_json(self) -> str:
         return json.dumps({"format_version": FORMAT_VERSION, **self.to_dict()})
@@ -121,5 +172,7 @@ class SubnetConfig:
 
         return cls.from_dict(read_json(path, "subnet"))
 
-    def __str__(self) -> str:
-        return f"SubnetConfig(heads={list(self.heads)}, ffn={list(self.ffn)})"
+    def __repr__(self) -> str:
+        return f"SubnetConfig({', '.join(f'{name}={list(values)}' for name, values in self._values.items())})"
+
+    __str__ = __repr__

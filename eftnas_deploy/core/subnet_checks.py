@@ -32,7 +32,7 @@ def check_deployable(
     if space_file is not None and space_file.is_file():
         space = SearchSpace.load(space_file)
         try:
-            subnet.validate_space(space)
+            space.check(subnet)
         except SubnetConfigError as exc:
             raise SubnetConfigError(
                 f"subnet: {exc} of {space_file} (the super-network was not trained for it); "

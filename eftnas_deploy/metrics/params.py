@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from eftnas_deploy.core.dimensions import dimension
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.subnet import SubnetConfig
 
@@ -19,15 +20,11 @@ def head_params(geometry: ModelGeometry) -> int:
     return h * h + h + h * geometry.num_labels + geometry.num_labels
 
 
-def layer_params(heads: int, ffn: int, geometry: ModelGeometry) -> int:
-    h = geometry.hidden_size
-    width = heads * geometry.head_dim
-    attention = 4 * h * width + 3 * width + h + 2 * h if heads else 0
-    feed_forward = 2 * h * ffn + ffn + h + 2 * h if ffn else 0
-    return attention + feed_forward
-
-
 def count_params(subnet: SubnetConfig, geometry: ModelGeometry) -> int:
+    """Embeddings, task head and each dimension's blocks (see `core.dimensions`)."""
     subnet.validate(geometry)
     total = embedding_params(geometry) + head_params(geometry)
-    return total + sum(layer_params(hd, f, geometry) for hd, f in zip(subnet.heads, subnet.ffn))
+    for name, values in subnet.items():
+        cost = dimension(name).params
+        total += sum(cost(value, geometry) for value in values)
+    return total

@@ -84,32 +84,33 @@ class SearchResult:
     warning: str | None = None
 
 
-def _param_names(layer: int) -> tuple[str, str]:
-    return f"heads_{layer}", f"ffn_{layer}"
+def _param_name(dimension: str, layer: int) -> str:
+    return f"{dimension}_{layer}"
 
 
 def _distributions(space: SearchSpace) -> dict[str, IntDistribution]:
     """Each parameter is the index into a layer's (descending) choices: cheap for Optuna, and ordered."""
-    out: dict[str, IntDistribution] = {}
-    for i in range(space.num_layers):
-        h, f = _param_names(i)
-        out[h] = IntDistribution(0, len(space.heads[i]) - 1)
-        out[f] = IntDistribution(0, len(space.ffn[i]) - 1)
-    return out
+    return {
+        _param_name(name, i): IntDistribution(0, len(choices[i]) - 1)
+        for i in range(space.num_layers)
+        for name, choices in space.items()
+    }
 
 
 def _encode(subnet: SubnetConfig, space: SearchSpace) -> dict[str, int]:
-    params: dict[str, int] = {}
-    for i, (h, f) in enumerate(zip(subnet.heads, subnet.ffn)):
-        names = _param_names(i)
-        params[names[0]], params[names[1]] = space.heads[i].index(h), space.ffn[i].index(f)
-    return params
+    return {
+        _param_name(name, i): choices[i].index(getattr(subnet, name)[i])
+        for name, choices in space.items()
+        for i in range(space.num_layers)
+    }
 
 
 def _decode(params: dict[str, Any], space: SearchSpace) -> SubnetConfig:
     return SubnetConfig(
-        heads=[space.heads[i][params[_param_names(i)[0]]] for i in range(space.num_layers)],
-        ffn=[space.ffn[i][params[_param_names(i)[1]]] for i in range(space.num_layers)],
+        **{
+            name: [choices[i][params[_param_name(name, i)]] for i in range(space.num_layers)]
+            for name, choices in space.items()
+        }
     )
 
 
@@ -180,14 +181,13 @@ def _local_proposal(
     """Mutate one choice of a random Pareto member (Klein et al.); None while still sampling at random."""
     if n_trials < LOCAL_SEARCH_RANDOM_START or not front:
         return None
-    mutable = [(i, kind) for i in range(space.num_layers) for kind in (0, 1) if len(space.layer_choices(i)[kind]) > 1]
+    mutable = [name for name, dist in _distributions(space).items() if dist.high > 0]
     if not mutable:
         return None
     for _ in range(20):
         params = _encode(rng.choice(front).subnet, space)
-        layer, kind = rng.choice(mutable)
-        name = _param_names(layer)[kind]
-        params[name] = rng.choice([c for c in range(len(space.layer_choices(layer)[kind])) if c != params[name]])
+        name = rng.choice(mutable)
+        params[name] = rng.choice([c for c in range(_distributions(space)[name].high + 1) if c != params[name]])
         if _decode(params, space) not in seen:
             return params
     return params

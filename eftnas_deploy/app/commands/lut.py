@@ -106,9 +106,10 @@ def run_measure(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from eftnas_deploy.core.space import sample_across_cost
     from latency_lut.config import load_supernet
     from latency_lut.table import LatencyTable
-    from latency_lut.validate import plot_validation, sample_across_cost, validate_luts
+    from latency_lut.validate import plot_validation, validate_luts
 
     table = LatencyTable.load(args.lut)
     supernet = load_supernet(args.model, table.geometry, table.seq_len, args.allow_approximate)

@@ -148,9 +148,10 @@ def space(ctx: RunContext, work: Path) -> dict[str, Any]:
 
 def lut(ctx: RunContext, work: Path) -> dict[str, Any]:
     """Stage 4: a latency LUT measured on this CPU for the space's widths, or a target device's file, checked."""
+    from eftnas_deploy.core.space import sample_across_cost
     from exporters.runtime import PRECISIONS, RuntimeSpec
     from latency_lut.measure import TimingSettings, build_lut
-    from latency_lut.validate import plot_validation, sample_across_cost, validate_luts
+    from latency_lut.validate import plot_validation, validate_luts
 
     cfg = ctx.config.lut
     source = ctx.stage_dir(SPACE)
