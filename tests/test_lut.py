@@ -14,7 +14,7 @@ from latency_lut.config import config_from_geometry, load_supernet
 from latency_lut.measure import TimingSettings, build_lut
 from latency_lut.predict import LatencyPredictor, entries_sum_us
 from latency_lut.table import LatencyTable, LutMismatchError, Overhead, width_grid
-from latency_lut.validate import error_summary, validate_luts
+from latency_lut.validate import error_summary, validate_luts, validation_warning
 
 GEOMETRY = ModelGeometry(
     model_type="bert",
@@ -139,6 +139,10 @@ def test_samples_span_the_cost_range_and_are_seeded():
     assert sizes[0] < sizes[-1]
     summary = error_summary([95.0, 104.0, 120.0], [100.0, 100.0, 100.0])
     assert summary["within_5pct"] == pytest.approx(2 / 3) and summary["max_abs_pct"] == pytest.approx(20.0)
+    assert summary["within_3pct"] == pytest.approx(0.0)
+    warning = validation_warning(summary)  # 2 of 3 within ±10%: not trusted, and the warning says what to do
+    assert "FAILED" in warning and "67%" in warning and "--clock cpu" in warning
+    assert validation_warning(error_summary([101.0, 99.0], [100.0, 100.0])) is None
 
 
 @pytest.mark.parametrize(("runtime", "precision"), [("onnxruntime", "fp32"), ("openvino", "f32")])
