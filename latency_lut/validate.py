@@ -17,7 +17,6 @@ from latency_lut.measure import TimingSettings, time_onnx
 from latency_lut.predict import LatencyPredictor
 from latency_lut.table import LatencyTable
 
-
 TRUSTED_WITHIN_10PCT = 0.9  # a LUT is trusted when at least this share of held-out sub-networks is within ±10%
 
 
