@@ -15,8 +15,6 @@ WARNINGS: tuple[tuple[str, str, str], ...] = (
     (r"torch\.tensor results are registered as constants in the trace", "TracerWarning", r"transformers\."),
     # Trainer's checkpoint rotation distrusts mtimes less than 1 s apart; tiny runs save that often.
     (r"mtime may not be reliable on this filesystem", "UserWarning", r"transformers\.trainer"),
-    # Optuna 5 deprecates the samplers' constraints_func (removal in v7); results are unchanged until then.
-    (r"`constraints_func` has been deprecated", "FutureWarning", r"optuna\."),
 )
 # logger name -> message prefixes (transformers logs these while optimum re-loads our exported directories)
 LOG_MESSAGES: dict[str, tuple[str, ...]] = {

@@ -84,6 +84,9 @@ class SearchResult:
     warning: str | None = None
 
 
+BUDGET_CONSTRAINT = "budget"  # cost - max_cost: <= 0 is feasible
+
+
 def _param_name(dimension: str, layer: int) -> str:
     return f"{dimension}_{layer}"
 
@@ -114,22 +117,13 @@ def _decode(params: dict[str, Any], space: SearchSpace) -> SubnetConfig:
     )
 
 
-def _constraints(trial: FrozenTrial) -> list[float]:
-    return list(trial.user_attrs[TRIAL_ATTR]["constraint"])
-
-
 def _make_sampler(config: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
-    constrained = _constraints if config.max_cost is not None else None
+    # Constraints reach the samplers through `Trial.set_constraint` (Optuna 5), not a constraints_func.
     if config.algorithm == "nsga2":
-        return optuna.samplers.NSGAIISampler(
-            population_size=config.population_size, seed=seed, constraints_func=constrained
-        )
+        return optuna.samplers.NSGAIISampler(population_size=config.population_size, seed=seed)
     if config.algorithm == "motpe":
         return optuna.samplers.TPESampler(
-            seed=seed,
-            multivariate=True,
-            constraints_func=constrained,
-            n_startup_trials=max(3, min(10, config.evals // 5)),
+            seed=seed, multivariate=True, n_startup_trials=max(3, min(10, config.evals // 5))
         )
     return optuna.samplers.RandomSampler(seed=seed)
 
@@ -278,6 +272,8 @@ def run_search(
         value = accuracy(subnet) if feasible else INFEASIBLE_ACCURACY
         # One attribute write per trial: each write is a storage transaction.
         trial.set_user_attr(TRIAL_ATTR, {"subnet": subnet.to_dict(), "feasible": feasible, "constraint": [violation]})
+        if config.max_cost is not None:
+            trial.set_constraint(BUDGET_CONSTRAINT, violation)
         frozen = study.tell(trial, [value, cost])
         if log is not None:
             log.append(frozen)
