@@ -49,7 +49,7 @@ def test_train_cli_bad_input(tmp_path, shared_data, capsys):
 
 @pytest.mark.parametrize("text", ["label=0,sentence1=3", "sentence=text"])
 def test_parse_columns(text):
-    from eftnas_deploy.app.commands.train import parse_columns
+    from eftnas_deploy.data.loading import parse_columns
 
     parsed = parse_columns(text)
     assert all(isinstance(v, int) for v in parsed.values()) or parsed == {"sentence": "text"}

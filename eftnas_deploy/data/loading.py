@@ -43,6 +43,17 @@ def load_split(
     return _finish_glue(task, frame, source)
 
 
+def subsample_rows(rows: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
+    """`limit` rows of a seeded shuffle (every row when `limit` is None or not below the row count).
+
+    The one row subsampler of the commands and the pipeline (train and dev rows alike), so a run dir's rows
+    can be rebuilt from its recorded (limit, seed).
+    """
+    if limit and limit < len(rows):
+        return rows.shuffle(seed=seed).select(range(limit))
+    return rows
+
+
 def _read_file(task: TaskSpec, path: Path, columns: dict[str, str | int]) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix not in (".json", ".jsonl", ".tsv", ".csv", ".txt"):
