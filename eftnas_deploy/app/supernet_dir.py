@@ -4,9 +4,9 @@
 head), the model family, the search space and its kind, the data settings the held-out split is rebuilt
 from, the training settings and the teacher. `train-supernet` and the pipeline's super-network stage both
 write it with `write_descriptor`; `search`, `export`, `slice` and the pipeline stages read it with
-`read_descriptor` / `resolve_task`. Directories written before it existed (a `train_config.json` of either
-the command's or the pipeline's schema, or nothing at all) still load, with the task taken from those
-side files or from the model's head.
+`read_descriptor` / `resolve_task`. Directories written before it existed still load: search rebuilds the
+held-out split from their `train_config.json` (either the command's or the pipeline's schema), export and
+slice go by the model's head as before.
 """
 
 from __future__ import annotations
@@ -130,15 +130,18 @@ def resolve_task(
 ) -> tuple[str, Any | None]:
     """(model head, task spec or None) for a super-network directory, with an optional `--task` from the user.
 
-    Without `asked` the descriptor's task is used (old directories: train_config.json's, else the model's
-    head). An `asked` head or task that disagrees with the descriptor is refused, naming the field.
+    Without `asked` the descriptor's task is used (old directories without one: the model's head). An `asked`
+    head or task that disagrees with the descriptor is refused, naming the field.
     """
     from eftnas_deploy.data.tasks import get_task
     from eftnas_deploy.families.sources import infer_task
     from exporters.calibration import resolve_task as parse_task
 
     descriptor = read_descriptor(directory)
-    recorded = get_task(descriptor.task) if descriptor.task else None
+    # Old directories keep their old behaviour here (the model's head decides): their train_config.json was
+    # never read for the head, and for the command's schema it also named data flags export does not share.
+    described = descriptor.task and descriptor.source == DESCRIPTOR_FILE
+    recorded = get_task(descriptor.task) if described else None
     if asked is None:
         if recorded is not None:
             return recorded.model_task, recorded
@@ -148,8 +151,8 @@ def resolve_task(
         where = Path(directory) / descriptor.source
         if head != recorded.model_task or (spec is not None and spec.name != recorded.name):
             raise EftnasError(
-                f"task: {flag} {asked} conflicts with field 'task' ({recorded.name!r}, a {recorded.model_task} "
-                f"model) of {where}; drop {flag} to use the recorded one"
+                f"task: {flag} {asked} conflicts with field 'task' of {where}: the super-network was trained for "
+                f"{recorded.name} (a {recorded.model_task} model), not {asked}; drop {flag} to use the recorded task"
             )
         return head, spec or recorded
     return head, spec

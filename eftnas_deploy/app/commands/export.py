@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from eftnas_deploy.app.commands.config_flags import add_config_flag
+from eftnas_deploy.app.pipeline.config import ExportConfig
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.geometry import SUPPORTED_TASKS
 from eftnas_deploy.core.io import read_json
@@ -40,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--text-column", default="sentence")
     q.add_argument("--text-pair-column", default=None)
     q.add_argument("--label-column", default="label")
-    q.add_argument("--calibration-size", type=int, default=300)
+    add_config_flag(q, ExportConfig, "calibration_size")
+    # Not ExportConfig.eval_size (None: every dev row): the rows after the calibration rows of one file.
     q.add_argument("--eval-size", type=int, default=500)
     q.add_argument("--max-length", type=int, default=128)
     q.add_argument("--max-drop", type=float, default=None, help="absolute accuracy drop for accuracy control")
@@ -132,7 +136,17 @@ def _calibration(args: argparse.Namespace, source, task):
     if tokenizer is None:
         raise EftnasError("calibration-file: the model directory has no tokenizer to tokenize the calibration data")
     max_length = min(args.max_length, max_seq_len(ModelGeometry.from_config(source.dense.config)))
+    if not Path(args.calibration_file).is_file():
+        raise FileNotFoundError(f"calibration-file: {args.calibration_file} does not exist")
     if task is not None:
+        generic = {"text_column": "sentence", "text_pair_column": None, "label_column": "label"}
+        given = [name for name, default in generic.items() if getattr(args, name) != default]
+        if given and not args.task:
+            flag = given[0].replace("_", "-")
+            raise EftnasError(
+                f"{flag}: the super-network's task {task.name} (its supernet.json) reads --calibration-file as in "
+                "training; map columns with --columns (e.g. label=target) instead"
+            )
         sizes = dict(calibration_size=args.calibration_size, eval_size=args.eval_size, max_length=max_length)
         return task_calibration(task, tokenizer, args.calibration_file, args.eval_file, args.columns, **sizes)
     rows = read_rows(args.calibration_file)

@@ -148,16 +148,21 @@ def run_supernet(args: argparse.Namespace) -> int:
     tokenizer = _tokenizer(args)
     if work.exists() and not args.resume:
         shutil.rmtree(work)  # left by an interrupted run; --resume would continue it
-    rest, held = held_out_split(data, work, args.held_out_fraction, args.seed)
-    train = prepare_split(task, rest, tokenizer, args.max_length, train=True)
-    held_out = prepare_split(task, held, tokenizer, args.max_length)
-    space = SearchSpace.load(args.search_space) if args.search_space else None
-    result = train_supernet(
-        cfg, data_cfg, model_dir=args.model, tokenizer=tokenizer, search_space=space, teacher_dir=args.teacher,
-        train=train, held_out=held_out, held_out_file=work / HELD_OUT_FILE, work=work, seed=args.seed,
-        space_kind=(space.metadata.get("kind", "file") if space else "full-range"), resume=args.resume,
-        max_steps=args.max_steps, kd=kd,
-    )  # fmt: skip
+    try:
+        rest, held = held_out_split(data, work, args.held_out_fraction, args.seed)
+        train = prepare_split(task, rest, tokenizer, args.max_length, train=True)
+        held_out = prepare_split(task, held, tokenizer, args.max_length)
+        space = SearchSpace.load(args.search_space) if args.search_space else None
+        result = train_supernet(
+            cfg, data_cfg, model_dir=args.model, tokenizer=tokenizer, search_space=space, teacher_dir=args.teacher,
+            train=train, held_out=held_out, held_out_file=work / HELD_OUT_FILE, work=work, seed=args.seed,
+            space_kind=(space.metadata.get("kind", "file") if space else "full-range"), resume=args.resume,
+            max_steps=args.max_steps, kd=kd,
+        )  # fmt: skip
+    except BaseException:
+        if not any(work.glob("checkpoints/checkpoint-*")):  # nothing to resume: leave nothing behind
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     if out.exists():
         shutil.rmtree(out)  # --overwrite or --resume: replaced by the finished run
     work.rename(out)
