@@ -23,10 +23,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from transformers import AutoTokenizer
 
+from eftnas_deploy.app.supernet_dir import held_out_from_supernet
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import PreparedSplit
-from eftnas_deploy.data.split import held_out_from_run
 from eftnas_deploy.evaluation import evaluate
 from eftnas_deploy.metrics import count_params
 from eftnas_deploy.search import ALGORITHMS, SearchConfig, hypervolume, non_dominated, run_search
@@ -56,7 +56,7 @@ def main() -> None:
     supernet = SuperNetwork.from_pretrained(str(supernet_dir))
     supernet.model.eval()
     space = SearchSpace.load(supernet_dir / "search_space.json")
-    held = held_out_from_run(supernet_dir, AutoTokenizer.from_pretrained(str(supernet_dir)))
+    held = held_out_from_supernet(supernet_dir, AutoTokenizer.from_pretrained(str(supernet_dir)))
     rows = min(args.held_out_rows, len(held.features))
     held = PreparedSplit(held.task, held.features.select(range(rows)))
 

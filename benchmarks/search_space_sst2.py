@@ -16,9 +16,10 @@ from transformers import AutoTokenizer
 
 from eftnas_deploy import SubnetConfig, build_model, count_macs
 from eftnas_deploy.core.io import write_json
-from eftnas_deploy.data.text_data import read_tsv_texts, tokenized_batches
+from eftnas_deploy.data import get_task, load_split, prepare_split
 from eftnas_deploy.importance.scores import magnitude_importance, movement_importance, reorder_by_importance
 from eftnas_deploy.space.generate import evenly_spaced_targets, generate_search_space
+from eftnas_deploy.training import training_batches
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -47,10 +48,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(DATA / "tokenizers/bert-base-uncased")
-    texts, labels = read_tsv_texts(DATA / "glue/SST-2/train.tsv", limit=args.train_rows)
-    dev_texts, dev_labels = read_tsv_texts(DATA / "glue/SST-2/dev.tsv")
-    train = tokenized_batches(tokenizer, texts, labels, 32, 64, shuffle_seed=0)
-    dev = tokenized_batches(tokenizer, dev_texts, dev_labels, 128, 64)
+    sst2 = get_task("sst2")
+    rows = load_split(sst2, DATA / "glue/SST-2/train.tsv")
+    rows = rows.select(range(min(args.train_rows, len(rows))))
+    train = training_batches(prepare_split(sst2, rows, tokenizer, 64, train=True), tokenizer, 32, seed=0)
+    dev_split = prepare_split(sst2, load_split(sst2, DATA / "glue/SST-2/dev.tsv"), tokenizer, 64)
+    dev = list(training_batches(dev_split, tokenizer, 128, seed=0))
     model = build_model("bert", vocab_size=tokenizer.vocab_size, max_position_embeddings=128, **GEOMETRY)
 
     start = time.perf_counter()
@@ -75,7 +78,7 @@ def main() -> None:
 
     result = {
         "geometry": geometry.to_dict(),
-        "train_rows": len(texts),
+        "train_rows": len(rows),
         "steps": args.steps,
         "threads": torch.get_num_threads(),
         "dev_accuracy_full": dev_accuracy,

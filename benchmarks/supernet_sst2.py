@@ -22,9 +22,11 @@ import matplotlib.pyplot as plt
 import torch
 from transformers import AutoTokenizer
 
+from eftnas_deploy.app.supernet_dir import write_descriptor
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import get_task, held_out_split, load_split, prepare_split
+from eftnas_deploy.data.loading import subsample_rows
 from eftnas_deploy.evaluation import evaluate
 from eftnas_deploy.importance.scores import movement_importance, reorder_by_importance
 from eftnas_deploy.metrics import count_macs
@@ -70,15 +72,16 @@ def save_search_ready(supernet, tokenizer, space, run_dir: Path, name: str, seed
     tokenizer.save_pretrained(out)
     space.save(out / "search_space.json")
     shutil.copyfile(run_dir / "held_out.json", out / "held_out.json")
-    config = {
-        "task": "sst2",
+    data = {
         "train_file": str(DATA / "glue" / "SST-2" / "train.tsv"),
-        "seed": seed,
         "max_train_rows": profile["train_rows"],
         "max_length": profile["max_length"],
         "held_out_fraction": 0.1,
     }
-    (out / "train_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    write_descriptor(
+        out, task="sst2", model_type=supernet.model.config.model_type, head="text-classification", space=space,
+        space_kind="eftnas", data=data, training={"benchmark": name}, teacher=None, seed=seed,
+    )  # fmt: skip
 
 
 def corners(space: SearchSpace) -> dict:
@@ -116,11 +119,11 @@ def main() -> None:
     task = get_task("sst2")
     tokenizer = AutoTokenizer.from_pretrained(str(DATA / "tokenizers" / "bert-base-uncased"))
     train_all = load_split(task, DATA / "glue" / "SST-2" / "train.tsv")
-    train_sub = train_all.shuffle(seed=args.seed).select(range(profile["train_rows"]))
+    train_sub = subsample_rows(train_all, profile["train_rows"], args.seed)
     rest, held = held_out_split(train_sub, run_dir, fraction=0.1, seed=args.seed)
     dev = load_split(task, DATA / "glue" / "SST-2" / "dev.tsv")
     if profile["dev_rows"]:
-        dev = dev.shuffle(seed=args.seed).select(range(profile["dev_rows"]))
+        dev = subsample_rows(dev, profile["dev_rows"], args.seed)
     length = profile["max_length"]
     train_split = prepare_split(task, rest, tokenizer, length, train=True)
     held_split = prepare_split(task, held, tokenizer, length)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
@@ -25,7 +25,6 @@ from exporters.provenance import METADATA_FILE, artifact_metadata, fingerprint_s
 from exporters.quantize import DEFAULT_SUBSET_SIZE, LabeledExamples, quantize_openvino
 from exporters.runtime import RuntimeSpec
 
-FORMATS = ("pytorch", "onnx", "openvino", "int8")
 FORMAT_DIRS = {"pytorch": "pytorch", "onnx": "onnx", "openvino": "openvino", "int8": "openvino-int8"}
 MANIFEST = "bundle.json"
 PACKAGES = (
@@ -97,6 +96,80 @@ def tokenizer_fitted_to(tokenizer: Any | None, limit: int) -> Iterator[dict[str,
         tokenizer.model_max_length = before
 
 
+@dataclass
+class _Job:
+    """What the format writers of one export share: the model, its metadata, the output dirs, the manifest."""
+
+    source: ExportSource
+    dense: PreTrainedModel
+    task: str
+    meta: dict[str, Any]
+    manifest: dict[str, Any]
+    dirs: dict[str, Path]
+    parity_targets: dict[str, tuple[Path, RuntimeSpec, float]]
+    calibration: LabeledExamples | None
+    evaluation: LabeledExamples | None
+    subset_size: int
+    max_drop: float | None
+    ort_optimize: bool
+
+
+@dataclass(frozen=True)
+class Format:
+    """An export format: its writer, and the format it is built from (written first, dropped if not asked for)."""
+
+    write: Callable[[_Job], None]
+    built_from: str | None = None
+
+
+def _write_pytorch(job: _Job) -> None:
+    # The other formats copy the tokenizer (and its max length) from here.
+    with tokenizer_fitted_to(job.source.tokenizer, job.meta["max_seq_len"]) as fitted:
+        save_sliced(job.dense, job.dirs["pytorch"], tokenizer=job.source.tokenizer, extra_files=_meta_file(job.meta))
+    job.manifest |= fitted
+    job.manifest["formats"]["pytorch"] = {"dir": "pytorch", "file": "model.safetensors"}
+
+
+def _write_onnx(job: _Job) -> None:
+    path = onnx_export.export_onnx(job.dirs["pytorch"], job.dirs["onnx"], job.task, job.meta)
+    _write_meta(job.dirs["onnx"], job.meta)
+    job.manifest["formats"]["onnx"] = {"dir": "onnx", "file": path.name}
+    job.parity_targets["onnx"] = (path, RuntimeSpec("onnxruntime", 1, "fp32"), ONNX_ATOL)
+    if job.ort_optimize:
+        feeds = padded_inputs(job.dense.config.vocab_size)
+        opt = onnx_export.optimize_onnx(path, job.dirs["onnx"] / onnx_export.OPTIMIZED_FILE, feeds)
+        job.manifest["ort_optimization"] = opt
+        if opt["kept"]:
+            target = (job.dirs["onnx"] / opt["file"], RuntimeSpec("onnxruntime", 1, "fp32"), ONNX_ATOL)
+            job.parity_targets["onnx-optimized"] = target
+
+
+def _write_openvino(job: _Job) -> None:
+    path = ov_export.export_openvino(job.dirs["pytorch"], job.dirs["openvino"], job.task, job.meta)
+    _write_meta(job.dirs["openvino"], job.meta)
+    job.manifest["formats"]["openvino"] = {"dir": "openvino", "file": path.name}
+    job.parity_targets["openvino"] = (path, RuntimeSpec("openvino", 1, "f32"), OPENVINO_ATOL)
+
+
+def _write_int8(job: _Job) -> None:
+    report = quantize_openvino(
+        job.dirs["openvino"], job.dirs["int8"], job.calibration, job.evaluation, job.subset_size, job.max_drop,
+        job.meta,
+    )  # fmt: skip
+    _write_meta(job.dirs["int8"], job.meta | {"precision": "int8", "quantization": report})
+    job.manifest["formats"]["int8"] = {"dir": FORMAT_DIRS["int8"], "file": ov_export.IR_FILE}
+    job.manifest["quantization"] = report
+
+
+# name -> format, registered once in the order they are written; `parse_formats` and the config check use its keys.
+FORMATS: dict[str, Format] = {
+    "pytorch": Format(_write_pytorch),
+    "onnx": Format(_write_onnx, built_from="pytorch"),
+    "openvino": Format(_write_openvino, built_from="pytorch"),
+    "int8": Format(_write_int8, built_from="openvino"),
+}
+
+
 def parse_formats(formats: str | list[str] | tuple[str, ...]) -> list[str]:
     """Validate a format list ("pytorch,onnx" or a sequence), keeping FORMATS order."""
     names = [f.strip() for f in formats.split(",")] if isinstance(formats, str) else list(formats)
@@ -104,6 +177,15 @@ def parse_formats(formats: str | list[str] | tuple[str, ...]) -> list[str]:
     if unknown or not names:
         raise EftnasError(f"formats: unknown format(s) {unknown or names} (expected a subset of {list(FORMATS)})")
     return [f for f in FORMATS if f in names]
+
+
+def _with_prerequisites(formats: list[str]) -> list[str]:
+    """`formats` plus every format they are built from, in registry order (pytorch always: parity needs it)."""
+    needed = {"pytorch", *formats}
+    for name in reversed(FORMATS):
+        if name in needed and FORMATS[name].built_from:
+            needed.add(FORMATS[name].built_from)
+    return [name for name in FORMATS if name in needed]
 
 
 def versions() -> dict[str, str | None]:
@@ -138,45 +220,18 @@ def export_bundle(
     dense = source.dense.eval()
     task = dense.config.eftnas_parent["task"]
     meta = artifact_metadata(dense, source.source_fingerprint)
-    steps = ["pytorch"] + [f for f in formats if f != "pytorch"]
-    if "int8" in formats and "openvino" not in formats:
-        steps.insert(steps.index("int8"), "openvino")
+    steps = _with_prerequisites(formats)
     manifest: dict[str, Any] = {"format_version": 1, **meta, "formats": {}, "versions": versions()}
     if dense.config.id2label and "QuestionAnswering" not in type(dense).__name__:
         manifest["id2label"] = {str(k): v for k, v in dense.config.id2label.items()}
-    parity_targets: dict[str, tuple[Path, RuntimeSpec, float]] = {}
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
-        dirs = {name: tmp / FORMAT_DIRS[name] for name in FORMATS}
+        job = _Job(
+            source, dense, task, meta, manifest, {name: tmp / FORMAT_DIRS[name] for name in FORMATS}, {},
+            calibration, evaluation, subset_size, max_drop, ort_optimize,
+        )  # fmt: skip
         for step in tqdm(steps, desc="export", unit="format"):
-            if step == "pytorch":  # the other formats copy the tokenizer (and its max length) from here
-                with tokenizer_fitted_to(source.tokenizer, meta["max_seq_len"]) as fitted:
-                    save_sliced(dense, dirs["pytorch"], tokenizer=source.tokenizer, extra_files=_meta_file(meta))
-                manifest |= fitted
-                manifest["formats"]["pytorch"] = {"dir": "pytorch", "file": "model.safetensors"}
-            elif step == "onnx":
-                path = onnx_export.export_onnx(dirs["pytorch"], dirs["onnx"], task, meta)
-                _write_meta(dirs["onnx"], meta)
-                manifest["formats"]["onnx"] = {"dir": "onnx", "file": path.name}
-                parity_targets["onnx"] = (path, RuntimeSpec("onnxruntime", 1, "fp32"), ONNX_ATOL)
-                if ort_optimize:
-                    feeds = padded_inputs(dense.config.vocab_size)
-                    opt = onnx_export.optimize_onnx(path, dirs["onnx"] / onnx_export.OPTIMIZED_FILE, feeds)
-                    manifest["ort_optimization"] = opt
-                    if opt["kept"]:
-                        target = (dirs["onnx"] / opt["file"], RuntimeSpec("onnxruntime", 1, "fp32"), ONNX_ATOL)
-                        parity_targets["onnx-optimized"] = target
-            elif step == "openvino":
-                path = ov_export.export_openvino(dirs["pytorch"], dirs["openvino"], task, meta)
-                _write_meta(dirs["openvino"], meta)
-                manifest["formats"]["openvino"] = {"dir": "openvino", "file": path.name}
-                parity_targets["openvino"] = (path, RuntimeSpec("openvino", 1, "f32"), OPENVINO_ATOL)
-            elif step == "int8":
-                report = quantize_openvino(
-                    dirs["openvino"], dirs["int8"], calibration, evaluation, subset_size, max_drop, meta
-                )
-                _write_meta(dirs["int8"], meta | {"precision": "int8", "quantization": report})
-                manifest["formats"]["int8"] = {"dir": FORMAT_DIRS["int8"], "file": ov_export.IR_FILE}
-                manifest["quantization"] = report
+            FORMATS[step].write(job)
+        manifest, dirs, parity_targets = job.manifest, job.dirs, job.parity_targets
         manifest["parity"] = check_parity(dense, parity_targets)
         for name in set(steps) - set(formats):  # intermediates the requested formats were built from
             shutil.rmtree(dirs[name])

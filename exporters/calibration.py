@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +12,11 @@ from exporters.quantize import LabeledExamples
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a .tsv/.csv file with a header, or of a .json list / .jsonl file of objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"calibration-file: {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix in (".tsv", ".csv"):
-        with path.open(newline="") as handle:
-            return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",", quoting=csv.QUOTE_NONE))
-    if suffix in (".json", ".jsonl"):
-        text = path.read_text()
-        try:
-            rows = json.loads(text) if suffix == ".json" else [json.loads(line) for line in text.splitlines() if line]
-        except json.JSONDecodeError as exc:
-            raise EftnasError(f"calibration-file: {path} is not valid JSON ({exc})") from exc
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise EftnasError(f"calibration-file: {path} must hold a list of objects")
-        return rows
-    raise EftnasError(f"calibration-file: {path} must be .tsv, .csv, .json or .jsonl")
+    """Rows of a .tsv/.csv file with a header, or of a .json list / .jsonl file of objects (the data layer's
+    reader, `read_records`, with errors naming --calibration-file)."""
+    from eftnas_deploy.data.loading import read_records
+
+    return read_records(path, "calibration-file")
 
 
 def tokenize_rows(
@@ -139,7 +124,8 @@ def task_calibration(
         held = load_split(task, eval_file, columns=mapping)
         eval_rows = held.select(range(min(len(held), eval_size)))
     else:
-        eval_rows = rows.select(range(len(calibration_rows), min(len(rows), len(calibration_rows) + eval_size)))
+        start = len(calibration_rows)  # datasets refuses an empty contiguous range at the very end
+        eval_rows = rows.select(range(start, min(len(rows), start + eval_size)) if start < len(rows) else [])
 
     def examples(data: Any) -> LabeledExamples:
         return examples_from_split(prepare_split(task, data, tokenizer, max_length, train=True))

@@ -75,7 +75,7 @@ def test_a_kill_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_pat
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, *args], env=env, capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    checkpoints = Path(f"{out}-checkpoints")
+    checkpoints = Path(f"{out}.partial") / "checkpoints"  # the run's work dir, as a pipeline stage's
     torn = checkpoints / "checkpoint-6"
     assert torn.is_dir() and not (torn / "trainer_state.json").exists()
     assert not out.exists()
@@ -84,6 +84,6 @@ def test_a_kill_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_pat
     printed = capsys.readouterr().out
     assert "checkpoint-6 is incomplete (no trainer_state.json" in printed
     assert f"resuming from {checkpoints / 'checkpoint-3'}" in printed
-    assert json.loads((out / "train_config.json").read_text())["resume"] is True
-    state = json.loads((checkpoints / "checkpoint-8" / "trainer_state.json").read_text())
-    assert state["global_step"] == 8
+    training = json.loads((out / "supernet.json").read_text())["training"]
+    assert training["resumed_from"] == "checkpoint-3" and training["max_steps"] == 8
+    assert not Path(f"{out}.partial").exists()  # renamed to `out` once finished

@@ -6,7 +6,7 @@ import torch
 from transformers import AutoTokenizer
 
 from eftnas_deploy.core.errors import EftnasError
-from eftnas_deploy.data.text_data import read_tsv_texts, tokenized_batches
+from eftnas_deploy.data import get_task, load_split, prepare_split
 from eftnas_deploy.families.models import build_model
 from eftnas_deploy.importance.scores import (
     ImportanceError,
@@ -18,9 +18,22 @@ from eftnas_deploy.importance.scores import (
 )
 from eftnas_deploy.space.klein import UnitSelection
 from eftnas_deploy.supernet.slicing import slice_subnet
+from eftnas_deploy.training import collator_for
 from tests.conftest import MODEL_KINDS, outputs_of, random_inputs, tiny_model
 
 LAYERS, HEADS, FFN = 2, 4, 128
+
+
+def _batches(split, tokenizer, batch_size, shuffle_seed=None):
+    """Padded batches in the row order the thresholds below were calibrated on (random.Random(seed).shuffle)."""
+    order = list(range(len(split.features)))
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(order)
+    features, collate = split.features.select(order), collator_for(split, tokenizer)
+    return [
+        collate([features[j] for j in range(i, min(i + batch_size, len(order)))])
+        for i in range(0, len(order), batch_size)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +44,9 @@ def sst2_run(request):
     if not SHARED_DATA.is_dir():
         pytest.skip("shared data not found")
     tokenizer = AutoTokenizer.from_pretrained(SHARED_DATA / "tokenizers/bert-base-uncased")
-    texts, labels = read_tsv_texts(SHARED_DATA / "glue/SST-2/train.tsv", limit=9600)
-    dev_texts, dev_labels = read_tsv_texts(SHARED_DATA / "glue/SST-2/dev.tsv", limit=512)
+    sst2 = get_task("sst2")
+    train_rows = load_split(sst2, SHARED_DATA / "glue/SST-2/train.tsv").select(range(9600))
+    dev_rows = load_split(sst2, SHARED_DATA / "glue/SST-2/dev.tsv").select(range(512))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: one thread is faster and deterministic
     try:
@@ -42,11 +56,11 @@ def sst2_run(request):
             num_attention_heads=HEADS, intermediate_size=FFN, max_position_embeddings=64,
             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
         )  # fmt: skip
-        train = tokenized_batches(tokenizer, texts, labels, 32, 48, shuffle_seed=0)
+        train = _batches(prepare_split(sst2, train_rows, tokenizer, 48, train=True), tokenizer, 32, shuffle_seed=0)
         scores = movement_importance(model, train, steps=300, lr=1e-3, progress=False)
     finally:
         torch.set_num_threads(threads)
-    dev = tokenized_batches(tokenizer, dev_texts, dev_labels, 128, 48)
+    dev = _batches(prepare_split(sst2, dev_rows, tokenizer, 48), tokenizer, 128)
     return model, scores, dev
 
 

@@ -137,6 +137,36 @@ def test_interrupted_search_resumes_from_its_storage(demo_run, capsys):
 
 
 @pytest.mark.integration
+def test_the_supernet_stage_describes_its_directory(demo_run):
+    descriptor = json.loads((demo_run / "05_supernet" / "supernet.json").read_text())
+    config = yaml.safe_load((demo_run / "pipeline.yaml").read_text())
+    assert descriptor["format_version"] == 1 and descriptor["task"] == config["data"]["task"]
+    assert descriptor["search_space"]["kind"] == config["space"]["kind"] == "eftnas"
+    assert descriptor["training"]["strategy"] == config["supernet"]["strategy"]
+    assert descriptor["teacher"].endswith("01_teacher") and descriptor["seed"] == config["seed"]
+    assert not (demo_run / "05_supernet" / "train_config.json").exists()
+
+
+@pytest.mark.integration
+def test_a_run_dir_from_before_the_descriptor_and_space_kind_still_runs(demo_run, capsys):
+    # pipeline.yaml without space.kind, and a super-network dir with the old pipeline train_config.json only.
+    config = yaml.safe_load((demo_run / "pipeline.yaml").read_text())
+    del config["space"]["kind"]
+    (demo_run / "pipeline.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    supernet = demo_run / "05_supernet"
+    descriptor = json.loads((supernet / "supernet.json").read_text())
+    (supernet / "supernet.json").unlink()
+    legacy = {"task": descriptor["task"], "seed": descriptor["seed"], **descriptor["data"], "strategy": "full"}
+    (supernet / "train_config.json").write_text(json.dumps(legacy))
+    shutil.rmtree(demo_run / "06_search")
+    state = json.loads((demo_run / "pipeline_state.json").read_text())
+    del state["stages"]["06_search"]
+    (demo_run / "pipeline_state.json").write_text(json.dumps(state))
+    assert main(["demo", "--size", "tiny", "--out", str(demo_run)]) == 0
+    assert "06_search: done in" in capsys.readouterr().out
+
+
+@pytest.mark.integration
 def test_changed_config_and_foreign_dirs_are_refused(demo_run, tmp_path, capsys):
     config = demo_run / "pipeline.yaml"
     code = main(["run", "--config", str(config), "--set", "search.evals=41"])

@@ -32,6 +32,11 @@ def test_train_teacher_then_supernet(tmp_path, shared_data):
     held = json.loads((out / "held_out.json").read_text())
     assert len(held["indices"]) == round(0.1 * 96)
     assert SuperNetwork.from_pretrained(str(out)).geometry.num_layers == 2
+    descriptor = json.loads((out / "supernet.json").read_text())  # the one description of the directory
+    assert descriptor["task"] == "sst2" and descriptor["model"]["head"] == "text-classification"
+    assert descriptor["training"]["strategy"] == "full" and descriptor["teacher"] == str(teacher)
+    assert descriptor["data"]["max_train_rows"] == 96 and not (out / "train_config.json").exists()
+    assert not (tmp_path / "supernet.partial").exists()
     assert main(args) == 2  # refuses the non-empty output dir without --overwrite
 
 
@@ -49,7 +54,7 @@ def test_train_cli_bad_input(tmp_path, shared_data, capsys):
 
 @pytest.mark.parametrize("text", ["label=0,sentence1=3", "sentence=text"])
 def test_parse_columns(text):
-    from eftnas_deploy.app.commands.train import parse_columns
+    from eftnas_deploy.data.loading import parse_columns
 
     parsed = parse_columns(text)
     assert all(isinstance(v, int) for v in parsed.values()) or parsed == {"sentence": "text"}

@@ -6,6 +6,7 @@ import csv
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import datasets
 import pandas as pd
@@ -43,7 +44,34 @@ def load_split(
     return _finish_glue(task, frame, source)
 
 
-def _read_file(task: TaskSpec, path: Path, columns: dict[str, str | int]) -> pd.DataFrame:
+def subsample_rows(rows: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
+    """`limit` rows of a seeded shuffle (every row when `limit` is None or not below the row count).
+
+    The one row subsampler of the commands and the pipeline (train and dev rows alike), so a run dir's rows
+    can be rebuilt from its recorded (limit, seed).
+    """
+    if limit and limit < len(rows):
+        return rows.shuffle(seed=seed).select(range(limit))
+    return rows
+
+
+def read_records(path: str | Path, what: str = "data file") -> list[dict[str, Any]]:
+    """The rows of a local file with a header (.tsv/.csv) or of a .json/.jsonl file, for no particular task.
+
+    The same reader (and checks) as `load_split`'s, for callers that name their columns themselves (the
+    export command's --text-column/--label-column calibration files); errors name `what`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: {path} does not exist")
+    try:
+        frame = _read_file(None, path, {})
+    except EftnasError as exc:
+        raise EftnasError(str(exc).replace("data file:", f"{what}:", 1)) from None
+    return frame.to_dict("records")
+
+
+def _read_file(task: TaskSpec | None, path: Path, columns: dict[str, str | int]) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix not in (".json", ".jsonl", ".tsv", ".csv", ".txt"):
         raise EftnasError(f"data file: {path} has an unsupported extension (use .tsv, .csv, .json or .jsonl)")
@@ -68,7 +96,7 @@ def _read_file(task: TaskSpec, path: Path, columns: dict[str, str | int]) -> pd.
     return frame.rename(columns=rename)
 
 
-def _read_delimited(task: TaskSpec, path: Path, columns: dict[str, str | int], sep: str) -> pd.DataFrame:
+def _read_delimited(task: TaskSpec | None, path: Path, columns: dict[str, str | int], sep: str) -> pd.DataFrame:
     with path.open(newline="", encoding="utf-8") as handle:
         first = handle.readline().rstrip("\r\n").split(sep)
     read = dict(sep=sep, dtype=str, keep_default_na=False, encoding="utf-8")
@@ -83,6 +111,8 @@ def _read_delimited(task: TaskSpec, path: Path, columns: dict[str, str | int], s
         if bad:
             raise EftnasError(f"columns: positions {bad} out of range for {path} ({frame.shape[1]} columns)")
         return pd.DataFrame({name: frame[pos] for name, pos in positions.items()})
+    if task is None:  # no task to recognise a header by: the first row is one
+        return pd.read_csv(path, header=0, **read)
     wanted = [columns.get(c, c) for c in task.required_columns]
     has_header = any(name in first for name in wanted)
     if not has_header and task.headerless_columns and len(first) == len(task.headerless_columns):

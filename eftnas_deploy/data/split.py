@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import datasets
 import numpy as np
-from transformers import PreTrainedTokenizerBase
 
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.io import read_json, write_json
-
-if TYPE_CHECKING:
-    from eftnas_deploy.data.features import PreparedSplit
 
 HELD_OUT_FILE = "held_out.json"
 
@@ -56,25 +51,3 @@ def held_out_indices(n: int, size: int, seed: int) -> list[int]:
     rows = datasets.Dataset.from_dict({"row": np.arange(n, dtype=np.int64)})
     test = rows.train_test_split(test_size=size, shuffle=True, seed=seed)["test"]
     return sorted(int(i) for i in test["row"])
-
-
-def held_out_from_run(
-    run_dir: str | Path, tokenizer: PreTrainedTokenizerBase, max_length: int | None = None
-) -> PreparedSplit:
-    """The tokenized held-out split of a `train-supernet` run dir (from its train_config.json and held_out.json)."""
-    from eftnas_deploy.data.features import prepare_split
-    from eftnas_deploy.data.loading import load_split, parse_columns
-    from eftnas_deploy.data.tasks import get_task
-
-    run_dir = Path(run_dir)
-    config = read_json(run_dir / "train_config.json", "train_config")
-    for key in ("task", "seed"):
-        if key not in config:
-            raise EftnasError(f"train_config: {run_dir / 'train_config.json'} has no {key!r}")
-    task = get_task(config["task"])
-    data = load_split(task, config.get("train_file"), columns=parse_columns(config.get("columns")))
-    rows = config.get("max_train_rows")
-    if rows and rows < len(data):
-        data = data.shuffle(seed=config["seed"]).select(range(rows))
-    _, held = held_out_split(data, run_dir, config.get("held_out_fraction", 0.1), config["seed"])
-    return prepare_split(task, held, tokenizer, max_length or config.get("max_length", 128))

@@ -29,7 +29,6 @@ from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.search.pareto import ParetoPoint, hypervolume, non_dominated
 from eftnas_deploy.search.trial_log import TrialLog, changed_settings
 
-ALGORITHMS = ("nsga2", "random", "local", "motpe")
 EFTNAS_POPULATION = 40
 INFEASIBLE_ACCURACY = -1.0  # told to the sampler for over-budget trials, which are never evaluated
 LOCAL_SEARCH_RANDOM_START = 10
@@ -53,7 +52,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
-            raise EftnasError(f"algorithm: {self.algorithm!r} is not one of {ALGORITHMS}")
+            raise EftnasError(f"algorithm: {self.algorithm!r} is not one of {tuple(ALGORITHMS)}")
         if self.evals < 1:
             raise EftnasError(f"evals: must be at least 1, got {self.evals}")
         if self.population is not None and self.population < 2:
@@ -117,15 +116,38 @@ def _decode(params: dict[str, Any], space: SearchSpace) -> SubnetConfig:
     )
 
 
-def _make_sampler(config: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
-    # Constraints reach the samplers through `Trial.set_constraint` (Optuna 5), not a constraints_func.
-    if config.algorithm == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=config.population_size, seed=seed)
-    if config.algorithm == "motpe":
-        return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, n_startup_trials=max(3, min(10, config.evals // 5))
-        )
+@dataclass(frozen=True)
+class Algorithm:
+    """A search algorithm: its Optuna sampler, and optionally its own proposals (enqueued before each ask)."""
+
+    make_sampler: Callable[[SearchConfig, int], optuna.samplers.BaseSampler]
+    proposes: bool = False  # True: `_local_proposal` picks the next sub-network (Klein et al.'s local search)
+
+
+# Constraints reach the samplers through `Trial.set_constraint` (Optuna 5), not a constraints_func.
+def _nsga2(config: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.NSGAIISampler(population_size=config.population_size, seed=seed)
+
+
+def _motpe(config: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=max(3, min(10, config.evals // 5)))
+
+
+def _random_sampler(config: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
+
+
+# name -> algorithm, registered once; `SearchConfig`, the CLI choices and the pipeline config check use its keys.
+ALGORITHMS: dict[str, Algorithm] = {
+    "nsga2": Algorithm(_nsga2),
+    "random": Algorithm(_random_sampler),
+    "local": Algorithm(_random_sampler, proposes=True),
+    "motpe": Algorithm(_motpe),
+}
+
+
+def _make_sampler(config: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
+    return ALGORITHMS[config.algorithm].make_sampler(config, seed)
 
 
 def _completed(study: optuna.Study) -> list[FrozenTrial]:
@@ -251,7 +273,7 @@ def run_search(
 
     repaired = 0
     for _ in range(max(0, config.evals - done_before)):
-        if config.algorithm == "local":
+        if ALGORITHMS[config.algorithm].proposes:
             proposal = _local_proposal(front, n_trials, space, rng, set(accuracy.cache))
             if proposal is not None:
                 study.enqueue_trial(proposal)

@@ -3,18 +3,64 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
 
-STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
 DISTILL_SOURCES = ("teacher", "largest")  # whom the "student" sub-networks follow when a teacher is given
 
 # Roles: "task" trains on the task loss (or the external teacher); "teacher" does the same and its detached
 # outputs become the in-place teacher of the following "student" sub-networks of the step.
 Plan = list[tuple[str, SubnetConfig]]
+# A strategy plans one step from (space, largest, k random draws, rng, step, max_steps).
+Strategy = Callable[[SearchSpace, SubnetConfig, list[SubnetConfig], random.Random, int, int], Plan]
+
+STRATEGIES: dict[str, Strategy] = {}  # name -> planner; registered once below, in the order shown to users
+NEEDS_RANDOM = {"random", "random-linear", "kd"}  # strategies that are empty without random sub-networks
+
+
+def register_strategy(name: str) -> Callable[[Strategy], Strategy]:
+    def add(fn: Strategy) -> Strategy:
+        if name in STRATEGIES:
+            raise EftnasError(f"strategy: {name!r} is registered twice")
+        STRATEGIES[name] = fn
+        return fn
+
+    return add
+
+
+@register_strategy("standard")
+def _standard(space, largest, randoms, rng, step, max_steps) -> Plan:
+    return [("task", largest)]
+
+
+@register_strategy("random")
+def _random(space, largest, randoms, rng, step, max_steps) -> Plan:
+    return [("task", s) for s in randoms]
+
+
+@register_strategy("random-linear")
+def _random_linear(space, largest, randoms, rng, step, max_steps) -> Plan:
+    p = min(1.0, step / max(1, max_steps))
+    return [("task", s if rng.random() < p else largest) for s in randoms]
+
+
+@register_strategy("sandwich")
+def _sandwich(space, largest, randoms, rng, step, max_steps) -> Plan:
+    return [("task", largest), ("task", space.smallest())] + [("task", s) for s in randoms]
+
+
+@register_strategy("kd")
+def _kd(space, largest, randoms, rng, step, max_steps) -> Plan:
+    return [("teacher", largest)] + [("student", s) for s in randoms]
+
+
+@register_strategy("full")
+def _full(space, largest, randoms, rng, step, max_steps) -> Plan:
+    return [("teacher", largest), ("student", space.smallest())] + [("student", s) for s in randoms]
 
 
 @dataclass(frozen=True)
@@ -32,23 +78,12 @@ class SubnetSampler:
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise EftnasError(f"strategy: unknown strategy {self.strategy!r} (expected one of {STRATEGIES})")
-        if self.num_random < 0 or (self.num_random == 0 and self.strategy in ("random", "random-linear", "kd")):
+            raise EftnasError(f"strategy: unknown strategy {self.strategy!r} (expected one of {tuple(STRATEGIES)})")
+        if self.num_random < 0 or (self.num_random == 0 and self.strategy in NEEDS_RANDOM):
             raise EftnasError(f"num_random: {self.num_random} is not valid for strategy {self.strategy}")
 
     def plan(self, step: int, max_steps: int, micro: int = 0) -> Plan:
         rng = random.Random(f"{self.seed}:{step}:{micro}")
         largest = self.space.largest()
         randoms = [self.space.sample(rng) for _ in range(self.num_random)]
-        if self.strategy == "standard":
-            return [("task", largest)]
-        if self.strategy == "random":
-            return [("task", s) for s in randoms]
-        if self.strategy == "random-linear":
-            p = min(1.0, step / max(1, max_steps))
-            return [("task", s if rng.random() < p else largest) for s in randoms]
-        if self.strategy == "sandwich":
-            return [("task", largest), ("task", self.space.smallest())] + [("task", s) for s in randoms]
-        if self.strategy == "kd":
-            return [("teacher", largest)] + [("student", s) for s in randoms]
-        return [("teacher", largest), ("student", self.space.smallest())] + [("student", s) for s in randoms]
+        return STRATEGIES[self.strategy](self.space, largest, randoms, rng, step, max_steps)

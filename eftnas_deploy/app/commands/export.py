@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from eftnas_deploy.app.commands.config_flags import add_config_flag
+from eftnas_deploy.app.pipeline.config import ExportConfig
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.geometry import SUPPORTED_TASKS
 from eftnas_deploy.core.io import read_json
@@ -23,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--task",
         default=None,
         help=f"model head {SUPPORTED_TASKS}, or a task (sst2, mrpc, stsb, squad, ...): labels are named after it "
-        "and --calibration-file is read as in training (headerless files, --columns); default: the super-network's "
-        "head",
+        "and --calibration-file is read as in training (headerless files, --columns); default: the task in the "
+        "super-network's supernet.json (older directories: the model's head)",
     )
     p.add_argument(
         "--allow-untrained-subnet", action="store_true", help="accept a sub-network outside the trained search space"
@@ -40,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--text-column", default="sentence")
     q.add_argument("--text-pair-column", default=None)
     q.add_argument("--label-column", default="label")
-    q.add_argument("--calibration-size", type=int, default=300)
+    add_config_flag(q, ExportConfig, "calibration_size")
+    # Not ExportConfig.eval_size (None: every dev row): the rows after the calibration rows of one file.
     q.add_argument("--eval-size", type=int, default=500)
     q.add_argument("--max-length", type=int, default=128)
     q.add_argument("--max-drop", type=float, default=None, help="absolute accuracy drop for accuracy control")
@@ -50,17 +54,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from eftnas_deploy.core.io import check_output_dir
     from exporters.bundle import apply_task_labels, export_bundle, parse_formats
-    from exporters.calibration import resolve_task
 
     formats = parse_formats(args.formats)
     check_output_dir(args.out, args.overwrite)
     if "int8" in formats and not args.calibration_file:
         raise EftnasError("calibration-file: the int8 format needs a calibration data set (--calibration-file)")
-    source = _source(args)
-    apply_task_labels(source.dense, resolve_task(args.task)[1] if args.task else None)
+    head, task = _task(args)
+    source = _source(args, head)
+    apply_task_labels(source.dense, task)
     calibration = evaluation = None
     if "int8" in formats:
-        calibration, evaluation = _calibration(args, source)
+        calibration, evaluation = _calibration(args, source, task)
     manifest = export_bundle(
         source,
         args.out,
@@ -78,21 +82,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _source(args: argparse.Namespace):
+def _task(args: argparse.Namespace) -> tuple[str | None, object | None]:
+    """(model head, task spec): --task, else the super-network's descriptor (a conflicting --task is refused)."""
+    from eftnas_deploy.app.supernet_dir import resolve_task as supernet_task
+    from exporters.calibration import resolve_task
+
+    if args.supernet:
+        return supernet_task(args.supernet, args.task)
+    return resolve_task(args.task) if args.task else (None, None)
+
+
+def _source(args: argparse.Namespace, head: str | None):
     from eftnas_deploy.families.models import load_tokenizer_if_present
     from eftnas_deploy.supernet.elastic import SuperNetwork
     from exporters.bundle import ExportSource
-    from exporters.calibration import resolve_task
 
     if args.sliced:
         if args.subnet or args.pareto:
             raise EftnasError("subnet: --sliced already fixes the sub-network; drop --subnet/--pareto")
         return ExportSource.from_sliced(args.sliced)
     from eftnas_deploy.core.subnet_checks import check_deployable
-    from eftnas_deploy.families.sources import infer_task
 
     subnet = _subnet(args)
-    head = resolve_task(args.task)[0] if args.task else infer_task(args.supernet, "supernet")
     supernet = SuperNetwork.from_pretrained(args.supernet, task=head)
     check_deployable(subnet, supernet.geometry, args.supernet, args.allow_untrained_subnet)
     return ExportSource.from_supernet(supernet, subnet, load_tokenizer_if_present(args.supernet))
@@ -116,17 +127,26 @@ def _subnet(args: argparse.Namespace) -> SubnetConfig:
     return SubnetConfig.from_dict(point["subnet"])
 
 
-def _calibration(args: argparse.Namespace, source):
+def _calibration(args: argparse.Namespace, source, task):
     from eftnas_deploy.core.geometry import ModelGeometry
-    from exporters.calibration import class_names, read_rows, resolve_task, task_calibration, tokenize_rows
+    from exporters.calibration import class_names, read_rows, task_calibration, tokenize_rows
     from exporters.provenance import max_seq_len
 
     tokenizer = source.tokenizer
     if tokenizer is None:
         raise EftnasError("calibration-file: the model directory has no tokenizer to tokenize the calibration data")
     max_length = min(args.max_length, max_seq_len(ModelGeometry.from_config(source.dense.config)))
-    task = resolve_task(args.task)[1] if args.task else None
+    if not Path(args.calibration_file).is_file():
+        raise FileNotFoundError(f"calibration-file: {args.calibration_file} does not exist")
     if task is not None:
+        generic = {"text_column": "sentence", "text_pair_column": None, "label_column": "label"}
+        given = [name for name, default in generic.items() if getattr(args, name) != default]
+        if given and not args.task:
+            flag = given[0].replace("_", "-")
+            raise EftnasError(
+                f"{flag}: the super-network's task {task.name} (its supernet.json) reads --calibration-file as in "
+                "training; map columns with --columns (e.g. label=target) instead"
+            )
         sizes = dict(calibration_size=args.calibration_size, eval_size=args.eval_size, max_length=max_length)
         return task_calibration(task, tokenizer, args.calibration_file, args.eval_file, args.columns, **sizes)
     rows = read_rows(args.calibration_file)

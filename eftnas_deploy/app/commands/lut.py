@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from eftnas_deploy.app.commands.config_flags import add_config_flag
+from eftnas_deploy.app.pipeline.config import LutConfig
 from eftnas_deploy.core.errors import EftnasError, OutputDirError
 from eftnas_deploy.core.geometry import SUPPORTED_TASKS
 from eftnas_deploy.core.io import read_json, write_json
@@ -21,14 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m = sub.add_parser("measure", help="measure a LUT for a model geometry on this machine")
     m.add_argument("--model", required=True, help="model directory, hub name or config.json (weights are not used)")
     m.add_argument("--task", default=None, choices=SUPPORTED_TASKS)
-    m.add_argument("--runtime", default="onnxruntime", choices=RUNTIMES)
-    m.add_argument("--precision", default=None, help=f"default: fp32 / f32; choices {PRECISIONS}")
-    m.add_argument("--threads", type=int, default=1)
-    m.add_argument("--seq-len", type=int, default=128)
-    m.add_argument("--batch", type=int, default=1)
+    add_config_flag(m, LutConfig, "runtime", choices=RUNTIMES)
+    add_config_flag(m, LutConfig, "precision", help=f"none: fp32 / f32; choices {PRECISIONS}")
+    add_config_flag(m, LutConfig, "threads")
+    add_config_flag(m, LutConfig, "seq_len")
+    add_config_flag(m, LutConfig, "batch")
     m.add_argument("--search-space", help="search_space.json (default: every head count, 8 FFN widths)")
-    m.add_argument("--grid", type=int, default=None, help="measure only this many widths per block kind, interpolate")
-    m.add_argument("--calibration", type=int, default=4, help="end-to-end sub-networks to fit the overhead on")
+    add_config_flag(m, LutConfig, "grid", help="measure only this many widths per block kind, interpolate")
+    add_config_flag(m, LutConfig, "calibration", help="end-to-end sub-networks to fit the overhead on")
     _timing_args(m)
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--out", required=True, help="LUT JSON file to write")
@@ -50,10 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _timing_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--min-time", type=float, default=1.0, help="seconds each model is timed at least")
-    p.add_argument("--stack", type=int, default=6, help="identical layers per block measurement")
+    add_config_flag(p, LutConfig, "warmup")
+    add_config_flag(p, LutConfig, "repeats")
+    add_config_flag(
+        p, LutConfig, "min_time_s", "--min-time", dest="min_time", help="seconds each model is timed at least"
+    )
+    add_config_flag(p, LutConfig, "stack", help="identical layers per block measurement")
     p.add_argument(
         "--clock",
         choices=("wall", "cpu"),

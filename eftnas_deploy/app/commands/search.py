@@ -7,13 +7,20 @@ import json
 import shutil
 from pathlib import Path
 
+from eftnas_deploy.app.commands.config_flags import add_config_flag
+from eftnas_deploy.app.pipeline.config import SearchSettings
 from eftnas_deploy.app.remeasure import remeasure_finalists
+from eftnas_deploy.app.supernet_dir import (
+    DESCRIPTOR_FILE,
+    LEGACY_CONFIG_FILE,
+    held_out_from_supernet,
+    read_descriptor,
+)
 from eftnas_deploy.core.errors import EftnasError
-from eftnas_deploy.core.io import LOCK_FILE, check_output_dir, read_json
+from eftnas_deploy.core.io import LOCK_FILE, check_output_dir
 from eftnas_deploy.core.locking import exclusive_dir
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.data import get_task
-from eftnas_deploy.data.split import held_out_from_run
 from eftnas_deploy.families.sources import load_tokenizer
 from eftnas_deploy.search.searcher import ALGORITHMS, SearchConfig
 from eftnas_deploy.search.session import OBJECTIVES, SELECTIONS, Budget, search_supernet
@@ -37,13 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-latency-ms", type=float, help="hard latency budget (LUT-predicted)")
     p.add_argument("--max-macs", type=float, help="hard budget in millions of MACs")
     p.add_argument("--max-params", type=float, help="hard budget in millions of parameters")
-    p.add_argument("--algorithm", default="nsga2", choices=ALGORITHMS)
-    p.add_argument("--evals", type=int, default=1000, help="evaluation budget (EFTNAS: 1000)")
-    p.add_argument("--population", type=int, help="NSGA-II population (default: 40, less for small budgets)")
-    p.add_argument("--selection", default="most-accurate", choices=SELECTIONS)
-    p.add_argument("--delta", type=float, default=0.01, help="accuracy drop allowed by cheapest-within-delta")
+    add_config_flag(p, SearchSettings, "algorithm", choices=ALGORITHMS)
+    add_config_flag(p, SearchSettings, "evals", help="evaluation budget (EFTNAS: 1000)")
+    add_config_flag(p, SearchSettings, "population", help="NSGA-II population (none: 40, less for small budgets)")
+    add_config_flag(p, SearchSettings, "selection", choices=SELECTIONS)
+    add_config_flag(p, SearchSettings, "delta", help="accuracy drop allowed by cheapest-within-delta")
     p.add_argument("--seq-len", type=int, help="sequence length for MACs (default: the LUT's, else 128 or less)")
-    p.add_argument("--remeasure-top", type=int, default=5, help="re-measure this many front points end to end")
+    add_config_flag(p, SearchSettings, "remeasure_top", help="re-measure this many front points end to end")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true")
@@ -57,16 +64,21 @@ def run(args: argparse.Namespace) -> int:
     supernet_dir = Path(args.supernet)
     if not supernet_dir.is_dir():
         raise EftnasError(f"supernet: {supernet_dir} is not a directory (a `train-supernet` output is expected)")
-    train_config = read_json(supernet_dir / "train_config.json", "supernet train_config")
-    if not isinstance(train_config, dict) or not train_config.get("task"):
-        raise EftnasError(f"supernet: {supernet_dir / 'train_config.json'} names no task")
-    task = get_task(train_config["task"])
+    descriptor = read_descriptor(supernet_dir)
+    if not descriptor.source:
+        raise EftnasError(
+            f"supernet: {supernet_dir} has neither {DESCRIPTOR_FILE} nor {LEGACY_CONFIG_FILE} "
+            "(a `train-supernet` output is expected)"
+        )
+    if not descriptor.task:
+        raise EftnasError(f"supernet: {supernet_dir / descriptor.source} names no task")
+    task = get_task(descriptor.task)
     supernet = SuperNetwork.from_pretrained(str(supernet_dir), task=task.model_task)
     supernet.model.eval()
     space_path = Path(args.search_space) if args.search_space else supernet_dir / "search_space.json"
     space = SearchSpace.load(space_path).validate(supernet.geometry)
     tokenizer = load_tokenizer(str(supernet_dir), "supernet")
-    held_out = held_out_from_run(supernet_dir, tokenizer)
+    held_out = held_out_from_supernet(supernet_dir, tokenizer)
 
     table = predictor = None
     seq_len, batch = args.seq_len or min(128, max_seq_len(supernet.geometry)), 1

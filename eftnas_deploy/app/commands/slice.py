@@ -16,7 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("slice", help="write the dense model of a sub-network (HF directory)")
     p.add_argument("--supernet", required=True, help="super-network HF directory")
     p.add_argument("--subnet", required=True, help="subnet.json (heads and ffn per layer)")
-    p.add_argument("--task", default=None, choices=SUPPORTED_TASKS, help="default: the super-network's head")
+    p.add_argument(
+        "--task", default=None, choices=SUPPORTED_TASKS,
+        help="model head (default: the task in the super-network's supernet.json; older directories: its head)",
+    )  # fmt: skip
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument(
@@ -26,12 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from eftnas_deploy.app.supernet_dir import resolve_task
     from eftnas_deploy.core.subnet_checks import check_deployable
-    from eftnas_deploy.families.sources import infer_task
 
     check_output_dir(args.out, args.overwrite)
     subnet = SubnetConfig.load(args.subnet)
-    supernet = SuperNetwork.from_pretrained(args.supernet, task=args.task or infer_task(args.supernet, "supernet"))
+    head, _ = resolve_task(args.supernet, args.task)
+    supernet = SuperNetwork.from_pretrained(args.supernet, task=head)
     check_deployable(subnet, supernet.geometry, args.supernet, args.allow_untrained_subnet)
     tokenizer = load_tokenizer_if_present(args.supernet)
     save_sliced(slice_subnet(supernet, subnet), args.out, tokenizer=tokenizer, overwrite=args.overwrite)

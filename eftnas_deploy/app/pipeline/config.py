@@ -16,15 +16,17 @@ from typing import Any
 import yaml
 
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.search.searcher import ALGORITHMS
+from eftnas_deploy.space.kinds import SPACE_KINDS
 from eftnas_deploy.training.sampling import DISTILL_SOURCES, STRATEGIES
+from exporters.bundle import FORMATS
 
+# Choices checked by name; the registries (ALGORITHMS, SPACE_KINDS, STRATEGIES, FORMATS) come from their packages.
 CRITERIA = ("movement", "taylor", "magnitude")
 RUNTIMES = ("onnxruntime", "openvino")
 PRECISIONS = ("fp32", "f32", "bf16", "f16", "default")
 OBJECTIVES = ("latency", "macs", "params")
 SELECTIONS = ("most-accurate", "cheapest-within-delta")
-ALGORITHMS = ("nsga2", "random", "local", "motpe")
-FORMATS = ("pytorch", "onnx", "openvino", "int8")
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,13 @@ class ImportanceConfig:
 
 @dataclass(frozen=True)
 class SpaceConfig:
-    """Search-space boundaries from importance at MAC targets (fractions of the full model)."""
+    """Search-space boundaries from importance at MAC targets (fractions of the full model).
 
+    `kind` picks the space generator (see `eftnas_deploy.space.kinds`): "eftnas" (importance thresholds at
+    `num_targets` MAC targets) or "medium" (Klein et al.'s free per-layer space, FFN in `ffn_multiple` steps).
+    """
+
+    kind: str = "eftnas"
     min_fraction: float = 0.2
     max_fraction: float = 0.9
     num_targets: int = 5
@@ -118,7 +125,9 @@ class SpaceConfig:
     seq_len: int = 128
 
     def problems(self) -> list[tuple[str, str]]:
-        out = _positive(self, "num_targets", "ffn_multiple", "tolerance", "seq_len")
+        out = _choice(self, "kind", SPACE_KINDS) + _positive(
+            self, "num_targets", "ffn_multiple", "tolerance", "seq_len"
+        )
         for name in ("min_fraction", "max_fraction"):
             if not 0 < getattr(self, name) <= 1:
                 out.append((name, f"must be in (0, 1], got {getattr(self, name)}"))
@@ -430,9 +439,10 @@ def _non_negative(obj: Any, *names: str) -> list[tuple[str, str]]:
     return [(n, f"must be ≥ 0, got {getattr(obj, n)}") for n in names if (v := getattr(obj, n)) is not None and v < 0]
 
 
-def _choice(obj: Any, name: str, choices: tuple[str, ...]) -> list[tuple[str, str]]:
+def _choice(obj: Any, name: str, choices: Any) -> list[tuple[str, str]]:
+    """`choices`: a tuple of names or a registry (a dict keyed by name)."""
     value = getattr(obj, name)
-    return [] if value in choices else [(name, f"{value!r} is not one of {choices}")]
+    return [] if value in choices else [(name, f"{value!r} is not one of {tuple(choices)}")]
 
 
 def _files_exist(obj: Any, *names: str) -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ import datasets
 from eftnas_deploy.app.pipeline.config import PipelineConfig
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.data import PreparedSplit, TaskSpec, get_task, held_out_split, load_split, prepare_split
-from eftnas_deploy.data.loading import parse_columns
+from eftnas_deploy.data.loading import parse_columns, subsample_rows
 
 TEACHER, IMPORTANCE, SPACE, LUT, SUPERNET, SEARCH, FINETUNE, EXPORT, REPORT = (
     "01_teacher",
@@ -48,8 +48,7 @@ class RunContext:
     def _train_and_held_out(self) -> tuple[datasets.Dataset, datasets.Dataset]:
         data = self.config.data
         rows = load_split(self.task, data.train_file, columns=parse_columns(data.columns))
-        if data.max_train_rows and data.max_train_rows < len(rows):
-            rows = rows.shuffle(seed=self.config.seed).select(range(data.max_train_rows))
+        rows = subsample_rows(rows, data.max_train_rows, self.config.seed)
         return held_out_split(rows, self.run_dir, data.held_out_fraction, self.config.seed)
 
     @cached_property
@@ -59,9 +58,7 @@ class RunContext:
         if data.dev_file is None and data.train_file is not None:
             return None
         rows = load_split(self.task, data.dev_file, split=self.task.eval_splits[0], columns=parse_columns(data.columns))
-        if data.max_dev_rows and data.max_dev_rows < len(rows):
-            rows = rows.shuffle(seed=self.config.seed).select(range(data.max_dev_rows))
-        return rows
+        return subsample_rows(rows, data.max_dev_rows, self.config.seed)
 
     def split(self, name: str, tokenizer: Any) -> PreparedSplit | None:
         """Tokenized "train" (minus held-out), "held_out" or "dev" (None without dev data)."""

@@ -68,7 +68,7 @@ def open_run_dir(
         for path in entries:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     elif recorded.is_file():
-        previous = yaml.safe_load(recorded.read_text())
+        previous = _with_defaults(yaml.safe_load(recorded.read_text()))
         if previous != config.to_dict():
             changed = _changed_keys(previous, config.to_dict())
             raise OutputDirError(
@@ -80,6 +80,14 @@ def open_run_dir(
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(recorded)
     return run_dir
+
+
+def _with_defaults(recorded: Any) -> Any:
+    """A recorded config with the fields added since it was written at their defaults (e.g. space.kind)."""
+    try:
+        return PipelineConfig.from_dict(recorded).to_dict()
+    except Exception:  # not a valid config (any more): compared as written, so the run dir is refused
+        return recorded
 
 
 def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -6,7 +6,9 @@ training and search keep their checkpoints/storage in `work`, so an interrupted 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,13 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoTokenizer, set_seed
 
+from eftnas_deploy.app.pipeline.config import (
+    DataConfig,
+    ImportanceConfig,
+    SpaceConfig,
+    SupernetConfig,
+    TeacherConfig,
+)
 from eftnas_deploy.app.pipeline.context import (
     FINETUNE,
     IMPORTANCE,
@@ -26,10 +35,13 @@ from eftnas_deploy.app.pipeline.context import (
     first_rows,
     labeled_examples,
 )
+from eftnas_deploy.app.supernet_dir import resolve_task, write_descriptor
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.io import read_json, write_json
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
+from eftnas_deploy.data import get_task
+from eftnas_deploy.data.split import HELD_OUT_FILE
 from eftnas_deploy.evaluation import evaluate
 from eftnas_deploy.families.models import load_model
 from eftnas_deploy.importance.scores import (
@@ -39,9 +51,9 @@ from eftnas_deploy.importance.scores import (
     reorder_by_importance,
 )
 from eftnas_deploy.metrics import count_macs
-from eftnas_deploy.space.generate import evenly_spaced_targets, generate_search_space, macs_cost
 from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.training import (
+    KDConfig,
     SuperNetTrainer,
     collator_for,
     load_teacher,
@@ -54,6 +66,7 @@ from eftnas_deploy.training.checkpoints import last_complete_checkpoint
 
 IMPORTANCE_FILE = "importance.safetensors"
 LUT_FILE = "lut.json"
+SPACE_FILE = "search_space.json"
 
 
 def _checkpoints(work: Path) -> tuple[Path, str | None]:
@@ -62,12 +75,13 @@ def _checkpoints(work: Path) -> tuple[Path, str | None]:
     return path, last_complete_checkpoint(path)
 
 
-def _trainer_args(ctx: RunContext, out: Path, cfg: Any):
+def _trainer_args(out: Path, cfg: Any, seed: int, group_by_length: bool, save_steps: int, max_steps: int = -1):
     """Trainer arguments of a super-network or fine-tune section (epochs, lr, warmup, batch), checkpointed."""
     return training_arguments(
         out, num_train_epochs=cfg.epochs, learning_rate=cfg.lr, warmup_ratio=cfg.warmup_ratio,
-        per_device_train_batch_size=cfg.batch_size, group_by_length=ctx.config.data.group_by_length,
-        seed=ctx.config.seed, save_strategy="steps", save_steps=ctx.config.supernet.save_steps, save_total_limit=1,
+        per_device_train_batch_size=cfg.batch_size, group_by_length=group_by_length, max_steps=max_steps,
+        seed=seed, save_total_limit=1,
+        **(dict(save_strategy="steps", save_steps=save_steps) if save_steps else dict(save_strategy="no")),
     )  # fmt: skip
 
 
@@ -76,6 +90,30 @@ def _full_score(model, split) -> float | None:
         return None
     supernet = SuperNetwork(model)
     return evaluate(supernet, SubnetConfig.full(supernet.geometry), split)["score"]
+
+
+def fit_teacher(
+    cfg: TeacherConfig,
+    model: Any,
+    tokenizer: Any,
+    train: Any,
+    work: Path,
+    seed: int,
+    save_steps: int,
+    group_by_length: bool = False,
+    max_steps: int = -1,
+) -> str | None:
+    """Fine-tune `model` in place on `train` (checkpoints in work/checkpoints, resumed); returns the checkpoint
+    it resumed from. The pipeline's teacher stage and `eftnas-deploy train-teacher` both call this."""
+    out, resume = _checkpoints(work)
+    train_teacher(
+        model, train, tokenizer, out, resume_from_checkpoint=resume, num_train_epochs=cfg.epochs,
+        learning_rate=cfg.lr, per_device_train_batch_size=cfg.batch_size, warmup_ratio=cfg.warmup_ratio,
+        seed=seed, save_total_limit=1, group_by_length=group_by_length, max_steps=max_steps,
+        **(dict(save_strategy="steps", save_steps=save_steps) if save_steps else dict(save_strategy="no")),
+    )  # fmt: skip
+    shutil.rmtree(out, ignore_errors=True)
+    return resume
 
 
 def teacher(ctx: RunContext, work: Path) -> dict[str, Any]:
@@ -88,20 +126,42 @@ def teacher(ctx: RunContext, work: Path) -> dict[str, Any]:
     else:
         model = load_teacher(cfg.model.name, task)
     trained = not cfg.model.fine_tuned
+    resume = None
     if trained:
-        out, resume = _checkpoints(work)
-        train_teacher(
-            model, ctx.split("train", tokenizer), tokenizer, out, resume_from_checkpoint=resume,
-            num_train_epochs=cfg.teacher.epochs, learning_rate=cfg.teacher.lr,
-            per_device_train_batch_size=cfg.teacher.batch_size, warmup_ratio=cfg.teacher.warmup_ratio,
-            seed=cfg.seed, save_strategy="steps", save_steps=cfg.supernet.save_steps, save_total_limit=1,
-            group_by_length=cfg.data.group_by_length,
+        resume = fit_teacher(
+            cfg.teacher, model, tokenizer, ctx.split("train", tokenizer), work, cfg.seed, cfg.supernet.save_steps,
+            cfg.data.group_by_length,
         )  # fmt: skip
-        shutil.rmtree(out, ignore_errors=True)
     model.save_pretrained(work)
     tokenizer.save_pretrained(work)
     score = _full_score(model, ctx.split("dev", tokenizer))
-    return {"trained": trained, "dev_score": score, "resumed_from": resume if trained else None}
+    return {"trained": trained, "dev_score": score, "resumed_from": resume}
+
+
+def compute_importance(
+    cfg: ImportanceConfig,
+    model: Any,
+    tokenizer: Any,
+    train: Any,
+    seed: int,
+    group_by_length: bool = False,
+    epochs: int | None = None,
+) -> ImportanceScores:
+    """Score every head and FFN neuron of `model` (fine-tuned in place for `cfg.steps`, or `epochs` passes).
+
+    The pipeline's importance stage and `eftnas-deploy importance` both call this (`train` is unused for the
+    magnitude criterion), so they share `ImportanceConfig`'s defaults.
+    """
+    start = time.perf_counter()
+    if cfg.criterion == "magnitude":
+        scores = magnitude_importance(model)
+    else:
+        loader = training_batches(train, tokenizer, cfg.batch_size, seed, group_by_length=group_by_length)
+        torch.manual_seed(seed)
+        steps = None if epochs else cfg.steps
+        scores = movement_importance(model, loader, steps=steps, epochs=epochs or 1, lr=cfg.lr, criterion=cfg.criterion)
+    scores.metadata["wall_s"] = round(time.perf_counter() - start, 2)
+    return scores
 
 
 def importance(ctx: RunContext, work: Path) -> dict[str, Any]:
@@ -110,39 +170,60 @@ def importance(ctx: RunContext, work: Path) -> dict[str, Any]:
     source = ctx.stage_dir(TEACHER)
     model = load_model(str(source), ctx.task.model_task)
     tokenizer = AutoTokenizer.from_pretrained(str(source))
-    if cfg.criterion == "magnitude":
-        scores = magnitude_importance(model)
-    else:
-        train = ctx.split("train", tokenizer)
-        loader = training_batches(
-            train, tokenizer, cfg.batch_size, ctx.config.seed, group_by_length=ctx.config.data.group_by_length
-        )
-        torch.manual_seed(ctx.config.seed)
-        scores = movement_importance(model, loader, steps=cfg.steps, lr=cfg.lr, criterion=cfg.criterion)
+    train = ctx.split("train", tokenizer) if cfg.criterion != "magnitude" else None
+    scores = compute_importance(cfg, model, tokenizer, train, ctx.config.seed, ctx.config.data.group_by_length)
     model.save_pretrained(work / "model")
     tokenizer.save_pretrained(work / "model")
     scores.save(work / IMPORTANCE_FILE)
     return {"criterion": scores.criterion, "fingerprint": scores.fingerprint}
 
 
+def build_space(
+    cfg: SpaceConfig,
+    model: Any,
+    scores: ImportanceScores,
+    out: Path,
+    tokenizer_source: str | Path | None = None,
+    cost_range: tuple[float, float] | None = None,
+) -> SearchSpace:
+    """Reorder `model` in place by importance and build the `cfg.kind` space between `cfg`'s MAC fractions.
+
+    Writes out/model (reordered, with the tokenizer found at `tokenizer_source`), out/importance.safetensors
+    (reordered) and out/search_space.json. `cost_range` (absolute MACs) replaces the fractions. The pipeline's
+    space stage and `eftnas-deploy space` both call this, so they share `SpaceConfig`'s defaults.
+    """
+    from eftnas_deploy.families.models import load_tokenizer_if_present
+    from eftnas_deploy.space.kinds import SpaceRequest
+    from eftnas_deploy.space.kinds import build_space as build_kind
+
+    scores.check_model(model)
+    start = time.perf_counter()
+    reordered = reorder_by_importance(model, scores)
+    geometry = reordered.geometry
+    if cost_range is None:
+        full = count_macs(SubnetConfig.full(geometry), geometry, seq_len=cfg.seq_len)
+        cost_range = (cfg.min_fraction * full, cfg.max_fraction * full)
+    request = SpaceRequest(
+        reordered, *cost_range, num_targets=cfg.num_targets, seq_len=cfg.seq_len, tolerance=cfg.tolerance,
+        skip_fraction=cfg.skip_fraction, ffn_multiple=cfg.ffn_multiple,
+    )  # fmt: skip
+    result = build_kind(cfg.kind, request)
+    result.metadata["total_s"] = round(time.perf_counter() - start, 3)
+    model.save_pretrained(out / "model")
+    tokenizer = load_tokenizer_if_present(str(tokenizer_source)) if tokenizer_source else None
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out / "model")
+    reordered.save(out / IMPORTANCE_FILE)
+    result.save(out / SPACE_FILE)
+    return result
+
+
 def space(ctx: RunContext, work: Path) -> dict[str, Any]:
     """Stage 3: reorder by importance and cut the search space at evenly spaced MAC targets."""
-    cfg = ctx.config.space
     source = ctx.stage_dir(IMPORTANCE)
     scores = ImportanceScores.load(source / IMPORTANCE_FILE)
     model = load_model(str(source / "model"), ctx.task.model_task)
-    reordered = reorder_by_importance(model, scores)
-    geometry = reordered.geometry
-    full = count_macs(SubnetConfig.full(geometry), geometry, seq_len=cfg.seq_len)
-    targets = evenly_spaced_targets(cfg.min_fraction * full, cfg.max_fraction * full, cfg.num_targets)
-    result = generate_search_space(
-        reordered, targets, cost_fn=macs_cost(geometry, cfg.seq_len), tolerance=cfg.tolerance,
-        skip_fraction=cfg.skip_fraction, ffn_multiple=min(cfg.ffn_multiple, geometry.intermediate_size),
-    )  # fmt: skip
-    model.save_pretrained(work / "model")
-    AutoTokenizer.from_pretrained(str(source / "model")).save_pretrained(work / "model")
-    reordered.save(work / IMPORTANCE_FILE)
-    result.save(work / "search_space.json")
+    result = build_space(ctx.config.space, model, scores, work, tokenizer_source=source / "model")
     return {"size": result.size(), "heads": [list(c) for c in result.heads], "ffn": [list(c) for c in result.ffn]}
 
 
@@ -184,44 +265,87 @@ def lut(ctx: RunContext, work: Path) -> dict[str, Any]:
     return summary
 
 
-def supernet(ctx: RunContext, work: Path) -> dict[str, Any]:
-    """Stage 5: train the weight-sharing super-network (resumes from its last checkpoint)."""
-    from eftnas_deploy.training import KDConfig
+def train_supernet(
+    cfg: SupernetConfig,
+    data: DataConfig,
+    *,
+    model_dir: str | Path,
+    tokenizer: Any,
+    search_space: SearchSpace | None,
+    teacher_dir: str | Path | None,
+    train: Any,
+    held_out: Any,
+    held_out_file: Path,
+    work: Path,
+    seed: int,
+    space_kind: str = "eftnas",
+    resume: bool = True,
+    max_steps: int = -1,
+    kd: KDConfig | None = None,
+) -> dict[str, Any]:
+    """Train the weight-sharing super-network of `model_dir` into `work` (checkpoints in work/checkpoints).
 
-    cfg, data = ctx.config.supernet, ctx.config.data
-    source = ctx.stage_dir(SPACE)
-    tokenizer = AutoTokenizer.from_pretrained(str(source / "model"))
-    net = SuperNetwork.from_pretrained(str(source / "model"), task=ctx.task.model_task)
-    search_space = SearchSpace.load(source / "search_space.json").validate(net.geometry)
-    external = load_teacher(str(ctx.stage_dir(TEACHER)), ctx.task) if cfg.external_teacher_kd else None
-    train = ctx.split("train", tokenizer)
-    out, resume = _checkpoints(work)
+    Writes the weights, tokenizer, search_space.json, held_out.json (a copy of `held_out_file`), the held-out
+    scores of the space's corners and the directory's descriptor (supernet.json). The pipeline's super-network
+    stage and `eftnas-deploy train-supernet` both call this, so they share `SupernetConfig`'s defaults.
+    `search_space` None: every head count and 8 FFN widths. `teacher_dir` None: no external-teacher KD.
+    """
+    task = get_task(data.task)
+    net = SuperNetwork.from_pretrained(str(model_dir), task=task.model_task)
+    search_space = (search_space or SearchSpace.full_range(net.geometry)).validate(net.geometry)
+    external = load_teacher(str(teacher_dir), task) if teacher_dir is not None else None
+    out, last = _checkpoints(work)
+    resume_from = last if resume else None
     trainer = SuperNetTrainer(
         supernet=net, search_space=search_space, strategy=cfg.strategy, num_random=cfg.num_random,
-        teacher=external, kd=KDConfig(), distill_from=cfg.distill_from,
-        args=_trainer_args(ctx, out, cfg),
+        teacher=external, kd=kd or KDConfig(), distill_from=cfg.distill_from,
+        args=_trainer_args(out, cfg, seed, data.group_by_length, cfg.save_steps, max_steps=max_steps),
         train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
     )  # fmt: skip
-    trainer.train(resume_from_checkpoint=resume)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from)
+    wall = round(time.perf_counter() - start, 1)
     shutil.rmtree(out, ignore_errors=True)
-    held_out = ctx.split("held_out", tokenizer)
     corners = {"largest": search_space.largest(), "middle": search_space.middle(), "smallest": search_space.smallest()}
-    scores = {name: evaluate(net, s, held_out)["score"] for name, s in corners.items()}
+    scores = {name: evaluate(net, s, held_out) for name, s in corners.items()}
     net.save_pretrained(work)
     tokenizer.save_pretrained(work)
-    search_space.save(work / "search_space.json")
-    # What `eftnas-deploy search --supernet` needs to rebuild the held-out split on its own.
-    shutil.copy2(ctx.run_dir / "held_out.json", work / "held_out.json")
-    write_json(
-        work / "train_config.json",
-        {
-            "task": data.task, "train_file": data.train_file, "columns": data.columns,
-            "max_train_rows": data.max_train_rows, "held_out_fraction": data.held_out_fraction,
-            "max_length": data.max_length, "seed": ctx.config.seed, "strategy": cfg.strategy,
-        },
+    search_space.save(work / SPACE_FILE)
+    if held_out_file.resolve() != (work / HELD_OUT_FILE).resolve():
+        shutil.copy2(held_out_file, work / HELD_OUT_FILE)
+    training = {**dataclasses.asdict(cfg), "external_teacher_kd": teacher_dir is not None}
+    training |= {"kd": dataclasses.asdict(kd or KDConfig()), "max_steps": max_steps, "wall_s": wall}
+    training["resumed_from"] = Path(resume_from).name if resume_from else None
+    write_descriptor(
+        work, task=task.name, model_type=net.model.config.model_type, head=task.model_task, space=search_space,
+        space_kind=search_space.metadata.get("kind", space_kind), data=dataclasses.asdict(data), training=training,
+        teacher=str(teacher_dir) if teacher_dir is not None else None, seed=seed,
     )  # fmt: skip
     write_json(work / "held_out_scores.json", scores)
-    return {"held_out_scores": scores, "resumed_from": resume}
+    return {"held_out_scores": scores, "resumed_from": resume_from}
+
+
+def supernet(ctx: RunContext, work: Path) -> dict[str, Any]:
+    """Stage 5: train the weight-sharing super-network (resumes from its last checkpoint)."""
+    cfg = ctx.config.supernet
+    source = ctx.stage_dir(SPACE)
+    tokenizer = AutoTokenizer.from_pretrained(str(source / "model"))
+    result = train_supernet(
+        cfg, ctx.config.data, model_dir=source / "model", tokenizer=tokenizer,
+        search_space=SearchSpace.load(source / SPACE_FILE),
+        teacher_dir=ctx.stage_dir(TEACHER) if cfg.external_teacher_kd else None,
+        train=ctx.split("train", tokenizer), held_out=ctx.split("held_out", tokenizer),
+        held_out_file=ctx.run_dir / HELD_OUT_FILE, work=work, seed=ctx.config.seed,
+        space_kind=ctx.config.space.kind,
+    )  # fmt: skip
+    scores = {name: s["score"] for name, s in result["held_out_scores"].items()}
+    return {"held_out_scores": scores, "resumed_from": result["resumed_from"]}
+
+
+def _load_supernet(ctx: RunContext, directory: Path) -> SuperNetwork:
+    """The super-network in `directory`, its descriptor checked against the config's task (data.task)."""
+    head, _ = resolve_task(directory, ctx.config.data.task, flag="data.task")
+    return SuperNetwork.from_pretrained(str(directory), task=head)
 
 
 def _predictor(ctx: RunContext):
@@ -253,7 +377,7 @@ def search(ctx: RunContext, work: Path) -> dict[str, Any]:
 
     cfg = ctx.config.search
     source = ctx.stage_dir(SUPERNET)
-    net = SuperNetwork.from_pretrained(str(source), task=ctx.task.model_task)
+    net = _load_supernet(ctx, source)
     net.model.eval()
     search_space = SearchSpace.load(source / "search_space.json").validate(net.geometry)
     held_out = ctx.split("held_out", AutoTokenizer.from_pretrained(str(source)))
@@ -289,7 +413,7 @@ def finetune(ctx: RunContext, work: Path) -> dict[str, Any]:
     cfg = ctx.config.finetune
     source = ctx.stage_dir(SUPERNET)
     tokenizer = AutoTokenizer.from_pretrained(str(source))
-    net = SuperNetwork.from_pretrained(str(source), task=ctx.task.model_task)
+    net = _load_supernet(ctx, source)
     chosen = SubnetConfig.load(ctx.stage_dir(SEARCH) / "subnet.json").validate(net.geometry)
     splits = {name: ctx.split(name, tokenizer) for name in ("held_out", "dev")}
     scores = {name: {"before": evaluate(net, chosen, split)["score"]} for name, split in splits.items() if split}
@@ -301,7 +425,7 @@ def finetune(ctx: RunContext, work: Path) -> dict[str, Any]:
     trainer = SuperNetTrainer(
         supernet=net, search_space=SearchSpace.single(chosen), strategy="standard", teacher=teacher_model,
         kd=KDConfig(),
-        args=_trainer_args(ctx, out, cfg),
+        args=_trainer_args(out, cfg, ctx.config.seed, ctx.config.data.group_by_length, ctx.config.supernet.save_steps),
         train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
     )  # fmt: skip
     trainer.train(resume_from_checkpoint=resume)
@@ -334,7 +458,7 @@ def export(ctx: RunContext, work: Path) -> dict[str, Any]:
     cfg = ctx.config.export
     trained = ctx.stage_dir(SUPERNET)
     tokenizer = AutoTokenizer.from_pretrained(str(trained))
-    supernet_weights = SuperNetwork.from_pretrained(str(trained), task=ctx.task.model_task)
+    supernet_weights = _load_supernet(ctx, trained)
     weights = final_weights(ctx)
     net = (
         supernet_weights if weights == trained else SuperNetwork.from_pretrained(str(weights), task=ctx.task.model_task)
