@@ -67,7 +67,9 @@ def test_rank_slicing_equals_an_explicit_smaller_peft_lora(base, elastic):
     rank, inputs = 3, random_inputs()
     small = get_peft_model(
         copy.deepcopy(base),
-        LoraConfig(r=rank, lora_alpha=16 * rank / 8, target_modules="|".join(LORA_GROUPS.values()), task_type="SEQ_CLS"),
+        LoraConfig(
+            r=rank, lora_alpha=16 * rank / 8, target_modules="|".join(LORA_GROUPS.values()), task_type="SEQ_CLS"
+        ),
     ).eval()
     with torch.no_grad():
         for name, module in small.named_modules():
@@ -152,9 +154,8 @@ def test_rank_dimensions_cost_params_but_no_macs():
 
 @pytest.mark.skipif(not __import__("tests.conftest").conftest.SHARED_DATA.is_dir(), reason="shared data not found")
 def test_nls_sandwich_training_with_the_project_trainer_lowers_the_loss(tmp_path):
-    from tests.training_utils import mean_task_loss, sst2_split, tokenizer
-
     from eftnas_deploy.training import SuperNetTrainer, collator_for, training_arguments
+    from tests.training_utils import mean_task_loss, sst2_split, tokenizer
 
     split = sst2_split(rows=48, max_length=24)
     model = tiny_model(seed=0, **{**SMALL, "vocab_size": 30522, "max_position_embeddings": 128})

@@ -117,16 +117,12 @@ def _lora_ffn_params(rank: int, geometry: ModelGeometry) -> int:
 
 
 LORA_QKV = register_dimension(
-    Dimension(
-        "lora_qkv", "Q/K/V LoRA rank {}", "hidden_size", None, _lora_macs, _lora_qkv_params, required=False
-    )
+    Dimension("lora_qkv", "Q/K/V LoRA rank {}", "hidden_size", None, _lora_macs, _lora_qkv_params, required=False)
 )
 LORA_UP = register_dimension(
     Dimension("lora_up", "FFN-up LoRA rank {}", "hidden_size", None, _lora_macs, _lora_ffn_params, required=False)
 )
 LORA_DOWN = register_dimension(
-    Dimension(
-        "lora_down", "FFN-down LoRA rank {}", "hidden_size", None, _lora_macs, _lora_ffn_params, required=False
-    )
+    Dimension("lora_down", "FFN-down LoRA rank {}", "hidden_size", None, _lora_macs, _lora_ffn_params, required=False)
 )
 LORA_DIMENSIONS = ("lora_qkv", "lora_up", "lora_down")

@@ -173,7 +173,9 @@ class ElasticLoRA:
                 raise EftnasError(f"{name}: the super-adapter has no {name} adapters")
             for i, rank in enumerate(getattr(subnet, name)):
                 if rank > self.max_rank:
-                    raise EftnasError(f"layer {i}: {dimension(name).describe(rank)} > super-adapter rank {self.max_rank}")
+                    raise EftnasError(
+                        f"layer {i}: {dimension(name).describe(rank)} > super-adapter rank {self.max_rank}"
+                    )
         for base_name, module in self.modules.items():
             group, layer = self.groups[base_name]
             module.active_rank = getattr(subnet, group)[layer] if group in stated else None
@@ -207,7 +209,9 @@ class ElasticLoRA:
         for name, module in self.modules.items():
             mask = masks.pop(name, None)
             if mask is not None and mask.shape != module.base_layer.weight.shape:
-                raise EftnasError(f"{name}: mask shape {tuple(mask.shape)} != weight {tuple(module.weight.shape)}")
+                raise EftnasError(
+                    f"{name}: mask shape {tuple(mask.shape)} != weight {tuple(module.base_layer.weight.shape)}"
+                )
             module.delta_mask = None if mask is None else mask.to(torch.bool).to(module.base_layer.weight.device)
         # Masks of pruned modules without an adapter (e.g. attention output) need no merge handling.
 
