@@ -186,3 +186,35 @@ def test_nls_sandwich_training_with_the_project_trainer_lowers_the_loss(tmp_path
             assert torch.equal(param, frozen[key]), name  # only adapters and the head trained
             checked += 1
     assert checked == len(frozen)
+
+
+def test_search_over_widths_and_ranks_together(elastic):
+    """run_search encodes heads/ffn and the rank dimensions alike; a point is scored as merged ranks + widths."""
+    from eftnas_deploy.search.searcher import SearchConfig, _distributions, run_search
+    from eftnas_deploy.supernet.elastic import SuperNetwork
+
+    g, inputs = elastic.geometry, random_inputs(batch=6, seq=12, seed=3)
+    labels = torch.tensor([0, 1, 1, 0, 1, 0])
+    space = SearchSpace(heads=[[4, 2]] * 2, ffn=[[64, 32]] * 2, **{d: [[8, 2, 0]] * 2 for d in elastic.dimensions})
+    assert {"lora_qkv_0", "lora_down_1", "heads_0"} <= set(_distributions(space))
+    scored: dict[SubnetConfig, float] = {}
+
+    def accuracy(subnet: SubnetConfig) -> float:
+        supernet = SuperNetwork(elastic.merged_model(elastic.ranks_only(subnet)).eval())
+        with supernet.activate(subnet), torch.no_grad():
+            scored[subnet] = -supernet.model(**inputs, labels=labels).loss.item()
+        return scored[subnet]
+
+    result = run_search(
+        space,
+        accuracy,
+        lambda s: count_macs(s, g, seq_len=12),
+        SearchConfig(algorithm="nsga2", evals=16, population=4, seed=0, show_progress=False),
+    )
+    assert result.trials == 16 and result.front
+    assert all(p.subnet in space and p.accuracy == scored[p.subnet] for p in result.points)
+    assert len({p.subnet.lora_qkv + p.subnet.lora_up + p.subnet.lora_down for p in result.points}) > 1
+    # Ranks change the score at equal widths (cost), and widths change the cost.
+    largest = space.largest()
+    assert accuracy(largest) != accuracy(largest.replace(lora_qkv=[0, 0], lora_up=[0, 0], lora_down=[0, 0]))
+    assert count_macs(space.smallest(), g, 12) < count_macs(largest, g, 12)

@@ -156,6 +156,15 @@ class ElasticLoRA:
         full = SubnetConfig.full(self.geometry)
         return full.replace(**{d: (self.max_rank,) * self.geometry.num_layers for d in self.dimensions})
 
+    def ranks_only(self, subnet: SubnetConfig) -> SubnetConfig:
+        """`subnet`'s LoRA ranks with full widths: the part of a width + rank sub-network this wrapper sets.
+
+        For a combined search, merge `ranks_only(s)` (`merged_model`) and give the widths to a
+        `SuperNetwork` of the merged model: elastic-width layers slice the base weights directly.
+        """
+        full = SubnetConfig.full(self.geometry)
+        return subnet.replace(**{name: getattr(full, name) for name in full.dimensions})
+
     @property
     def active(self) -> SubnetConfig:
         return self._active
