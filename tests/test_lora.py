@@ -218,3 +218,45 @@ def test_search_over_widths_and_ranks_together(elastic):
     largest = space.largest()
     assert accuracy(largest) != accuracy(largest.replace(lora_qkv=[0, 0], lora_up=[0, 0], lora_down=[0, 0]))
     assert count_macs(space.smallest(), g, 12) < count_macs(largest, g, 12)
+
+
+def test_nncf_fq_lora_nls_ranks_follow_a_subnet():
+    """SQFT-style QA-NLS: NNCF's INT4 fake quantizers carry elastic LoRA; a SubnetConfig sets their ranks."""
+    nncf = pytest.importorskip("nncf")
+    from nncf.quantization.advanced_parameters import AdvancedCompressionParameters
+
+    from eftnas_deploy.lora.nncf_nls import nls_quantizers, set_nls_ranks
+
+    inputs = random_inputs()
+    model = nncf.compress_weights(
+        tiny_model(seed=0, **SMALL),
+        mode=nncf.CompressWeightsMode.INT4_ASYM,
+        group_size=16,
+        ratio=1.0,
+        dataset=nncf.Dataset([inputs]),
+        compression_format=nncf.CompressionFormat.FQ_LORA_NLS,
+        advanced_parameters=AdvancedCompressionParameters(lora_adapter_rank=8),
+    )
+    quantizers = nls_quantizers(model)
+    assert len(quantizers) == 2 * 5 and quantizers["bert.encoder.layer.1.output.dense"][:2] == ("lora_down", 1)
+    with torch.no_grad():
+        for _, _, q in quantizers.values():
+            q.lora_A.normal_(0, 0.1)
+            q.lora_B.normal_(0, 0.1)
+    full = outputs_of(model, inputs)
+    subnet = _ranks([2, 8], [0, 4], [8, 1])
+    ranks = set_nls_ranks(model, subnet)
+    assert ranks["bert.encoder.layer.0.attention.self.key"] == 2 and ranks["bert.encoder.layer.1.output.dense"] == 1
+    assert not torch.allclose(outputs_of(model, inputs), full, atol=1e-4)
+    model.train()
+    model(**inputs, labels=torch.tensor([0, 1, 0])).loss.backward()
+    grad = quantizers["bert.encoder.layer.0.attention.self.query"][2].lora_A.grad
+    assert grad[:2].abs().sum() > 0 and grad[2:].abs().sum() == 0
+    set_nls_ranks(model, SubnetConfig.full(_geometry(model)))
+    assert torch.allclose(outputs_of(model.eval(), inputs), full, atol=0, rtol=0)
+
+
+def _geometry(model):
+    from eftnas_deploy.core.geometry import ModelGeometry
+
+    return ModelGeometry.from_config(model.config, task="text-classification")
