@@ -16,7 +16,7 @@ from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.lora import LORA_GROUPS, ElasticLoRA, attach_lora
 from eftnas_deploy.metrics import count_macs, count_params
-from tests.conftest import outputs_of, random_inputs, tiny_model
+from tests.conftest import MODEL_KINDS, outputs_of, random_inputs, tiny_model
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
 
@@ -28,6 +28,10 @@ def _randomize(elastic: ElasticLoRA, seed: int = 0) -> None:
         for module in elastic.modules.values():
             for weight in (module.lora_A["default"].weight, module.lora_B["default"].weight):
                 weight.copy_(torch.randn(weight.shape, generator=g) * 0.2)
+        heads = [p for n, p in elastic.model.named_parameters() if p.requires_grad and "lora_" not in n]
+        assert heads  # the trained task head (peft modules_to_save) must travel with a sub-adapter too
+        for param in heads:
+            param.add_(torch.randn(param.shape, generator=g) * 0.2)
 
 
 @pytest.fixture
@@ -77,6 +81,11 @@ def test_rank_slicing_equals_an_explicit_smaller_peft_lora(base, elastic):
                 source = elastic.modules[name.removeprefix("base_model.model.")]
                 module.lora_A["default"].weight.copy_(source.lora_A["default"].weight[:rank])
                 module.lora_B["default"].weight.copy_(source.lora_B["default"].weight[:, :rank])
+        heads = {n: p for n, p in elastic.model.named_parameters() if p.requires_grad and "lora_" not in n}
+        for name, param in small.named_parameters():
+            if name in heads:
+                param.copy_(heads.pop(name))
+        assert not heads
     subnet = _ranks([rank] * 2, [rank] * 2, [rank] * 2)
     with elastic.activate(subnet):
         got = outputs_of(elastic.model, inputs)
@@ -260,3 +269,17 @@ def _geometry(model):
     from eftnas_deploy.core.geometry import ModelGeometry
 
     return ModelGeometry.from_config(model.config, task="text-classification")
+
+
+@pytest.mark.parametrize("model_type,task", MODEL_KINDS)
+def test_every_model_kind_merges_and_exports_exactly(model_type, task, tmp_path):
+    base = tiny_model(model_type, task, seed=1, **SMALL)
+    elastic = attach_lora(copy.deepcopy(base), max_rank=4)
+    _randomize(elastic, seed=1)
+    elastic.model.eval()
+    subnet, inputs = _ranks([4, 1], [0, 3], [2, 4]), random_inputs()
+    with elastic.activate(subnet):
+        expected = outputs_of(elastic.model, inputs)
+    assert torch.allclose(outputs_of(elastic.merged_model(subnet).eval(), inputs), expected, atol=1e-5, rtol=0)
+    loaded = PeftModel.from_pretrained(copy.deepcopy(base), str(elastic.save_sub_adapter(tmp_path, subnet))).eval()
+    assert torch.allclose(outputs_of(loaded, inputs), expected, atol=1e-5, rtol=0)

@@ -73,9 +73,7 @@ class ElasticLoraLinear(PeftLoraLinear):
 
     def get_delta_weight(self, adapter: str) -> torch.Tensor:
         a, b = self._sliced(adapter)
-        delta = (b @ a) * self.scaling[adapter]
-        if self.fan_in_fan_out:
-            delta = delta.T
+        delta = (b @ a) * self.scaling[adapter]  # out x in (fan_in_fan_out layers are refused)
         if self.delta_mask is not None:
             delta = delta * self.delta_mask.to(delta.dtype)
         return delta
@@ -117,8 +115,11 @@ class ElasticLoRA:
 
     def __init__(self, model: PeftModel, geometry: ModelGeometry) -> None:
         config = model.peft_config[ADAPTER]
-        if not isinstance(config, LoraConfig) or config.use_dora or config.use_rslora or config.lora_bias:
-            raise EftnasError("model: elastic LoRA needs a plain peft LoRA adapter (no DoRA, rsLoRA or LoRA bias)")
+        plain = isinstance(config, LoraConfig) and not (config.use_dora or config.use_rslora or config.lora_bias)
+        if not plain or config.fan_in_fan_out:
+            raise EftnasError(
+                "model: elastic LoRA needs a plain peft LoRA adapter on nn.Linear (no DoRA, rsLoRA, LoRA bias)"
+            )
         self.model = model
         self.geometry = geometry
         self.max_rank = int(config.r)
@@ -229,11 +230,8 @@ class ElasticLoRA:
 
         Masks set with `set_masks` apply, so a pruned base stays exactly as sparse.
         """
-        model = copy.deepcopy(self.model)
-        copied = ElasticLoRA(model, self.geometry)
-        for name, module in copied.modules.items():
-            module.delta_mask = self.modules[name].delta_mask
-        copied.set_subnet(subnet or self._active)
+        model = copy.deepcopy(self.model)  # the copy keeps each module's delta_mask
+        ElasticLoRA(model, self.geometry).set_subnet(subnet or self._active)
         return model.merge_and_unload()
 
     def save_sub_adapter(self, directory: str | Path, subnet: SubnetConfig | None = None) -> Path:
@@ -272,7 +270,6 @@ class ElasticLoRA:
             rank_pattern={re.escape(name): ranks[name] for name in kept},
             alpha_pattern={re.escape(name): self.alpha * ranks[name] / self.max_rank for name in kept},
             lora_dropout=base.lora_dropout,
-            fan_in_fan_out=base.fan_in_fan_out,
             modules_to_save=base.modules_to_save,
             task_type=base.task_type,
             base_model_name_or_path=base.base_model_name_or_path,
