@@ -11,7 +11,7 @@ from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.lora import attach_lora
 from eftnas_deploy.sparsity import keep_mask, masks_from_weights, wanda_prune, wanda_scores
-from tests.conftest import outputs_of, random_inputs, tiny_model
+from tests.conftest import SHARED_DATA, outputs_of, random_inputs, tiny_model
 from tests.test_lora import SMALL, _randomize
 
 
@@ -90,3 +90,33 @@ def test_merge_into_a_sparse_base_keeps_exactly_its_zeros():
     assert elastic.modules["bert.encoder.layer.0.attention.self.query"].lora_A["default"].weight.grad.abs().sum() > 0
     with pytest.raises(EftnasError, match="mask shape"):
         elastic.set_masks({"bert.encoder.layer.0.output.dense": torch.ones(3, 3, dtype=torch.bool)})
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data not found")
+def test_prune_then_nls_train_then_merge_stays_sparse(tmp_path):
+    """Wanda 50% -> NLS sandwich training with masked updates (project trainer) -> merged model as sparse."""
+    from eftnas_deploy.core.space import SearchSpace
+    from eftnas_deploy.evaluation import pad_batch
+    from eftnas_deploy.training import SuperNetTrainer, collator_for, training_arguments
+    from tests.training_utils import mean_task_loss, sst2_split, tokenizer
+
+    split = sst2_split(rows=48, max_length=24)
+    model = tiny_model(seed=0, **{**SMALL, "vocab_size": 30522, "max_position_embeddings": 128})
+    rows = list(split.features)
+    calibration = [pad_batch(rows[i : i + 8], 0) for i in (0, 8)]  # padded: Wanda skips the padding tokens
+    result = wanda_prune(model, calibration, sparsity=0.5)
+    elastic = attach_lora(model, max_rank=8)
+    elastic.set_masks(result.masks)
+    space = SearchSpace(heads=[[4]] * 2, ffn=[[64]] * 2, **{d: [[8, 4, 2]] * 2 for d in elastic.dimensions})
+    before = mean_task_loss(elastic, space.smallest(), split)
+    SuperNetTrainer(
+        supernet=elastic,
+        search_space=space,
+        args=training_arguments(tmp_path, max_steps=12, per_device_train_batch_size=16, learning_rate=1e-2),
+        train_dataset=split.features,
+        data_collator=collator_for(split, tokenizer()),
+    ).train()
+    assert mean_task_loss(elastic, space.smallest(), split) < before - 0.02
+    merged = elastic.merged_model(space.smallest())
+    for name, mask in result.masks.items():
+        assert torch.equal(merged.get_submodule(name).weight != 0, mask), name
