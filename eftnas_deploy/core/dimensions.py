@@ -92,3 +92,37 @@ HEADS = register_dimension(
 FFN = register_dimension(
     Dimension("ffn", "FFN width {}", "intermediate_size", "ffn", macs=_ffn_macs, params=_ffn_params)
 )
+
+
+# Elastic LoRA ranks (LoNAS / Shears NLS, `eftnas_deploy.lora`). One dimension per projection group, as in
+# Shears' `[[Q, K, V], [Up], [Down]]` dependency groups: Q, K and V of a layer share one rank (they see the
+# same input), FFN up and FFN down each have their own, so a search can spend rank where it helps. The
+# adapters are merged into the base weights for deployment, so they cost no MACs and no LUT block
+# (`block=None`); `params` counts the trainable adapter parameters of the chosen ranks. The bound checked
+# against the geometry is `hidden_size`, the smallest side of every targeted projection (a larger rank
+# cannot add expressiveness); the adapter's own maximum rank is checked by `ElasticLoRA`. Rank 0 drops
+# the group's adapters in that layer. Optional: a sub-network that omits them is the base model.
+
+
+def _lora_macs(rank: int, geometry: ModelGeometry, seq_len: int) -> int:
+    return 0
+
+
+def _lora_qkv_params(rank: int, geometry: ModelGeometry) -> int:
+    return 3 * rank * 2 * geometry.hidden_size  # A: rank x hidden, B: hidden x rank, for each of Q, K, V
+
+
+def _lora_ffn_params(rank: int, geometry: ModelGeometry) -> int:
+    return rank * (geometry.hidden_size + geometry.intermediate_size)  # up or down projection
+
+
+LORA_QKV = register_dimension(
+    Dimension("lora_qkv", "Q/K/V LoRA rank {}", "hidden_size", None, _lora_macs, _lora_qkv_params, required=False)
+)
+LORA_UP = register_dimension(
+    Dimension("lora_up", "FFN-up LoRA rank {}", "hidden_size", None, _lora_macs, _lora_ffn_params, required=False)
+)
+LORA_DOWN = register_dimension(
+    Dimension("lora_down", "FFN-down LoRA rank {}", "hidden_size", None, _lora_macs, _lora_ffn_params, required=False)
+)
+LORA_DIMENSIONS = ("lora_qkv", "lora_up", "lora_down")
