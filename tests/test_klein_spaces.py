@@ -39,7 +39,7 @@ def test_every_space_kind_is_a_search_space_over_per_layer_choices(kind, geometr
     assert space.largest() == SubnetConfig.full(geometry)
     rng = random.Random(0)
     for _ in range(30):
-        space.sample(rng).validate(geometry).validate_space(space)
+        space.check(space.sample(rng).validate(geometry))
 
 
 def test_medium_space_allows_dropping_blocks_and_unknown_kinds_are_refused(geometry):
