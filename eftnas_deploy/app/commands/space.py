@@ -14,7 +14,8 @@ from eftnas_deploy.core.io import atomic_output_dir, check_output_dir
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import get_task, load_split, prepare_split
 from eftnas_deploy.data.loading import parse_columns
-from eftnas_deploy.families.models import load_model, load_tokenizer_if_present
+from eftnas_deploy.families.models import load_tokenizer_if_present
+from eftnas_deploy.supernet.loading import load_model
 from eftnas_deploy.importance.scores import (
     ImportanceScores,
     magnitude_importance,

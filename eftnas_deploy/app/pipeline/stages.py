@@ -31,7 +31,7 @@ from eftnas_deploy.core.io import read_json, write_json
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.evaluation import evaluate
-from eftnas_deploy.families.models import load_model
+from eftnas_deploy.supernet.loading import load_model
 from eftnas_deploy.importance.scores import (
     ImportanceScores,
     magnitude_importance,
