@@ -16,6 +16,7 @@ from transformers import AutoTokenizer, PreTrainedModel
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.io import atomic_output_dir, check_output_dir, read_json, write_json
 from eftnas_deploy.core.subnet import SubnetConfig
+from eftnas_deploy.families.models import family_of
 from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.supernet.slicing import load_sliced, save_sliced, slice_subnet
 from exporters import onnx as onnx_export
@@ -159,8 +160,11 @@ def export_bundle(
                 manifest["formats"]["onnx"] = {"dir": "onnx", "file": path.name}
                 parity_targets["onnx"] = (path, RuntimeSpec("onnxruntime", 1, "fp32"), ONNX_ATOL)
                 if ort_optimize:
-                    feeds = padded_inputs(dense.config.vocab_size)
-                    opt = onnx_export.optimize_onnx(path, dirs["onnx"] / onnx_export.OPTIMIZED_FILE, feeds)
+                    family = family_of(dense)
+                    feeds = padded_inputs(dense.config.vocab_size, input_names=family.input_names)
+                    opt = onnx_export.optimize_onnx(
+                        path, dirs["onnx"] / onnx_export.OPTIMIZED_FILE, feeds, model_type=family.ort_optimizer_type
+                    )
                     manifest["ort_optimization"] = opt
                     if opt["kept"]:
                         target = (dirs["onnx"] / opt["file"], RuntimeSpec("onnxruntime", 1, "fp32"), ONNX_ATOL)

@@ -65,6 +65,11 @@ class ModelGeometry:
             num_labels=config.num_labels if task == "text-classification" else 2,
         )
 
+    @property
+    def max_seq_len(self) -> int:
+        """The longest input the position embeddings cover (less the family's reserved positions: RoBERTa 2)."""
+        return self.max_position_embeddings - get_family(self.model_type).position_offset
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -25,7 +25,7 @@ from transformers import PreTrainedModel
 
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.geometry import ModelGeometry
-from eftnas_deploy.families.models import encoder_layers, family_of, get_submodule, task_of
+from eftnas_deploy.families.models import encoder_layers, family_of, get_submodule, model_input_names, task_of
 from eftnas_deploy.supernet.dims import HANDLERS
 from eftnas_deploy.supernet.reorder import permute_units
 
@@ -218,8 +218,9 @@ def movement_importance(
     ffn = torch.zeros(geometry.num_layers, geometry.intermediate_size, dtype=torch.float64, device=device)
     total = steps if steps is not None else (len(batches) * epochs if hasattr(batches, "__len__") else None)
     losses: list[float] = []
+    keep = {*model_input_names(model), "labels", "start_positions", "end_positions"}
     for batch in tqdm(_batches(batches, steps, epochs), total=total, desc="importance", disable=not progress):
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = {k: v.to(device) for k, v in batch.items() if k in keep}
         if "labels" not in batch and "start_positions" not in batch:
             raise EftnasError("batch: needs `labels` (or `start_positions`/`end_positions`) to compute a loss")
         loss = model(**batch).loss

@@ -11,10 +11,10 @@ import torch
 from transformers import PreTrainedModel
 
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.family import family_names, get_family
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.io import atomic_output_dir
 from eftnas_deploy.core.subnet import SubnetConfig
-from eftnas_deploy.core.family import family_names, get_family
 from eftnas_deploy.families.models import AUTO_CLASSES, family_of, layer_prefix, task_of
 from eftnas_deploy.supernet import modeling_eftnas
 from eftnas_deploy.supernet.dims import HANDLERS
@@ -24,7 +24,9 @@ MODELING_FILE = "modeling_eftnas.py"
 
 # (model type, task) -> dense sliced class, as each family file names it in modeling_eftnas.
 DENSE_CLASSES: dict[tuple[str, str], type[PreTrainedModel]] = {
-    (m, task): getattr(modeling_eftnas, name) for m in family_names() for task, name in get_family(m).dense_classes.items()
+    (m, task): getattr(modeling_eftnas, name)
+    for m in family_names()
+    for task, name in get_family(m).dense_classes.items()
 }
 
 

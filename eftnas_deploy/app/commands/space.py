@@ -15,7 +15,6 @@ from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import get_task, load_split, prepare_split
 from eftnas_deploy.data.loading import parse_columns
 from eftnas_deploy.families.models import load_tokenizer_if_present
-from eftnas_deploy.supernet.loading import load_model
 from eftnas_deploy.importance.scores import (
     ImportanceScores,
     magnitude_importance,
@@ -24,6 +23,7 @@ from eftnas_deploy.importance.scores import (
 )
 from eftnas_deploy.metrics import count_macs
 from eftnas_deploy.space.generate import evenly_spaced_targets, generate_search_space, macs_cost
+from eftnas_deploy.supernet.loading import load_model
 from eftnas_deploy.training import training_batches
 
 IMPORTANCE_FILE = "importance.safetensors"

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.family import family_names
 from eftnas_deploy.core.io import atomic_output_dir, check_output_dir, write_json
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.data import get_task, held_out_split, load_split, prepare_split
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _data_arguments(teacher)
     teacher.add_argument("--model", help="pretrained model (hub name or directory) to fine-tune")
     teacher.add_argument("--from-scratch", action="store_true", help="build the model from a config instead")
-    teacher.add_argument("--model-type", default="bert", choices=("bert", "roberta"))
+    teacher.add_argument("--model-type", default="bert", choices=family_names())
     teacher.add_argument("--layers", type=int, default=4)
     teacher.add_argument("--hidden-size", type=int, default=256)
     teacher.add_argument("--heads", type=int, default=4)

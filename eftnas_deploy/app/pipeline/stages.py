@@ -31,7 +31,6 @@ from eftnas_deploy.core.io import read_json, write_json
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.evaluation import evaluate
-from eftnas_deploy.supernet.loading import load_model
 from eftnas_deploy.importance.scores import (
     ImportanceScores,
     magnitude_importance,
@@ -41,6 +40,7 @@ from eftnas_deploy.importance.scores import (
 from eftnas_deploy.metrics import count_macs
 from eftnas_deploy.space.generate import evenly_spaced_targets, generate_search_space, macs_cost
 from eftnas_deploy.supernet.elastic import SuperNetwork
+from eftnas_deploy.supernet.loading import load_model
 from eftnas_deploy.training import (
     SuperNetTrainer,
     collator_for,
