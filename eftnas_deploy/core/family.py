@@ -11,7 +11,7 @@ file) imports neither torch nor transformers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from eftnas_deploy.core.errors import EftnasError
@@ -99,8 +99,6 @@ class FamilySpec:
     position_offset: int = 0  # positions reserved before the first token (RoBERTa: 2)
     onnx_model_type: str = ""  # what optimum calls it (defaults to model_type)
     ort_optimizer_type: str = "bert"  # onnxruntime.transformers.optimizer model_type
-    dropout_fields: tuple[str, ...] = ()  # config fields that hold dropout probabilities
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         missing = set(NORMALIZED_FIELDS) - set(self.config_fields)

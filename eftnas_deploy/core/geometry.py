@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eftnas_deploy.core.errors import EftnasError
-from eftnas_deploy.core.family import family_names, get_family
+from eftnas_deploy.core.family import get_family
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
@@ -92,11 +92,6 @@ class ModelGeometry:
             for name in fields
             if getattr(self, name) != getattr(other, name)
         ]
-
-
-def supported_model_types() -> tuple[str, ...]:
-    """The model types of the registered families."""
-    return family_names()
 
 
 def task_from_architectures(architectures: list[str]) -> str:

@@ -52,6 +52,5 @@ BERT = register_family(
         attention=BERT_ATTENTION,
         ffn=BERT_FFN,
         input_names=("input_ids", "attention_mask", "token_type_ids"),
-        dropout_fields=("hidden_dropout_prob", "attention_probs_dropout_prob"),
     )
 )

@@ -53,6 +53,5 @@ DISTILBERT = register_family(
             skip=(("ffn", "zero"), ("output_layer_norm", "identity")),
         ),
         input_names=("input_ids", "attention_mask"),
-        dropout_fields=("dropout", "attention_dropout"),
     )
 )
