@@ -8,6 +8,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# The model-family registry is torch-free data that core's geometry consults; fill it before any subpackage runs.
+from eftnas_deploy import families as _families  # noqa: F401
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -22,7 +25,7 @@ _EXPORTS = {
     "count_params": "eftnas_deploy.metrics",
     "SuperNetwork": "eftnas_deploy.supernet.elastic",
     "build_model": "eftnas_deploy.families.models",
-    "load_model": "eftnas_deploy.families.models",
+    "load_model": "eftnas_deploy.supernet.loading",
     "permute_ffn": "eftnas_deploy.supernet.reorder",
     "permute_heads": "eftnas_deploy.supernet.reorder",
     "load_sliced": "eftnas_deploy.supernet.slicing",

@@ -10,18 +10,19 @@ from tqdm.auto import tqdm
 
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data.features import PreparedSplit
+from eftnas_deploy.families.models import model_input_names
 from eftnas_deploy.metrics.squad import squad_metrics
 from eftnas_deploy.metrics.task_metrics import classification_metrics
 from eftnas_deploy.supernet.elastic import SuperNetwork
 
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")  # every input any family takes
 
 
-def pad_batch(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad the model inputs of some feature rows into tensors."""
+def pad_batch(rows: list[dict], pad_id: int, input_names: tuple[str, ...] = INPUT_NAMES) -> dict[str, torch.Tensor]:
+    """Right-pad the model inputs (`input_names`, e.g. the model family's) of some feature rows into tensors."""
     width = max(len(r["input_ids"]) for r in rows)
     out = {}
-    for name in INPUT_NAMES:
+    for name in input_names:
         if name not in rows[0]:
             continue
         fill = pad_id if name == "input_ids" else 0
@@ -39,7 +40,8 @@ def predict_logits(
     model.eval()
     device = next(model.parameters()).device
     pad_id = model.config.pad_token_id or 0
-    features = split.features.select_columns([c for c in INPUT_NAMES if c in split.features.column_names])
+    names = model_input_names(model)
+    features = split.features.select_columns([c for c in names if c in split.features.column_names])
     lengths = [len(ids) for ids in features["input_ids"]]
     order = np.argsort(lengths, kind="stable")
     outputs: list[list[np.ndarray]] = []

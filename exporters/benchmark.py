@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.family import get_family
 from eftnas_deploy.core.geometry import ModelGeometry
 from exporters.bundle import read_manifest
 from exporters.provenance import max_seq_len
@@ -159,7 +160,7 @@ def benchmark_bundle(
     vocab = geometry["vocab_size"]
     positions = geometry.get("max_position_embeddings")
     if positions is not None:
-        limit = positions - (2 if geometry.get("model_type") == "roberta" else 0)
+        limit = positions - get_family(geometry.get("model_type", "bert")).position_offset
         seq_len = seq_len or min(128, limit)
         if not 1 <= seq_len <= limit:
             raise EftnasError(

@@ -16,6 +16,7 @@ from transformers import AutoTokenizer, PreTrainedModel
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.io import atomic_output_dir, check_output_dir, read_json, write_json
 from eftnas_deploy.core.subnet import SubnetConfig
+from eftnas_deploy.families.models import family_of
 from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.supernet.slicing import load_sliced, save_sliced, slice_subnet
 from exporters import onnx as onnx_export
@@ -136,8 +137,11 @@ def _write_onnx(job: _Job) -> None:
     job.manifest["formats"]["onnx"] = {"dir": "onnx", "file": path.name}
     job.parity_targets["onnx"] = (path, RuntimeSpec("onnxruntime", 1, "fp32"), ONNX_ATOL)
     if job.ort_optimize:
-        feeds = padded_inputs(job.dense.config.vocab_size)
-        opt = onnx_export.optimize_onnx(path, job.dirs["onnx"] / onnx_export.OPTIMIZED_FILE, feeds)
+        family = family_of(job.dense)
+        feeds = padded_inputs(job.dense.config.vocab_size, input_names=family.input_names)
+        opt = onnx_export.optimize_onnx(
+            path, job.dirs["onnx"] / onnx_export.OPTIMIZED_FILE, feeds, model_type=family.ort_optimizer_type
+        )
         job.manifest["ort_optimization"] = opt
         if opt["kept"]:
             target = (job.dirs["onnx"] / opt["file"], RuntimeSpec("onnxruntime", 1, "fp32"), ONNX_ATOL)

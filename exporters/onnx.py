@@ -16,13 +16,18 @@ METADATA_KEY = "eftnas"
 logger = logging.getLogger(__name__)
 
 
-def export_onnx(sliced_dir: str | Path, out_dir: str | Path, task: str, metadata: dict[str, Any]) -> Path:
-    """Export a sliced HF directory with `optimum.exporters.onnx.main_export` (opset and axes as optimum does)."""
+def export_onnx(sliced_dir: str | Path, out_dir: str | Path, task: str, metadata: dict[str, Any] | None = None) -> Path:
+    """Export a sliced HF directory with `optimum.exporters.onnx.main_export` (opset and axes as optimum does).
+
+    The one ONNX export of the toolkit: bundles and latency LUTs both call it. `metadata` (provenance) is
+    embedded when given.
+    """
     from optimum.exporters.onnx import main_export
 
     out_dir = Path(out_dir)
     main_export(str(sliced_dir), output=out_dir, task=task, trust_remote_code=True, do_validation=False)
-    embed_metadata(out_dir / ONNX_FILE, metadata)
+    if metadata is not None:
+        embed_metadata(out_dir / ONNX_FILE, metadata)
     return out_dir / ONNX_FILE
 
 
@@ -45,16 +50,19 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return json.loads(props[METADATA_KEY])
 
 
-def optimize_onnx(path: Path, out_path: Path, feeds: dict[str, np.ndarray], atol: float = 1e-4) -> dict[str, Any]:
+def optimize_onnx(
+    path: Path, out_path: Path, feeds: dict[str, np.ndarray], atol: float = 1e-4, model_type: str = "bert"
+) -> dict[str, Any]:
     """Fuse attention/LayerNorm/GELU with ORT's transformer optimizer; keep the result only if it matches.
 
     Heads differ per layer in a sub-network, so num_heads/hidden_size are 0: the optimizer reads each
-    attention block's own shape from its Reshape nodes.
+    attention block's own shape from its Reshape nodes. `model_type` is the optimizer's name for the
+    family (FamilySpec.ort_optimizer_type).
     """
     import onnxruntime as ort
     from onnxruntime.transformers.optimizer import optimize_model
 
-    optimized = optimize_model(str(path), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
+    optimized = optimize_model(str(path), model_type=model_type, num_heads=0, hidden_size=0, opt_level=0)
     fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
     optimized.save_model_to_file(str(out_path))
     expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)

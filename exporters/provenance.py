@@ -18,7 +18,7 @@ MACS_SEQ_LEN = 128  # the sequence length MACs are quoted at, unless the model's
 
 def max_seq_len(geometry: ModelGeometry) -> int:
     """The longest input the model's position embeddings cover (RoBERTa's start after the padding index)."""
-    return geometry.max_position_embeddings - (2 if geometry.model_type == "roberta" else 0)
+    return geometry.max_seq_len
 
 
 def fingerprint_state_dict(state: dict[str, torch.Tensor]) -> str:

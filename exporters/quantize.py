@@ -9,7 +9,7 @@ of each window (SQuAD's F1 over tokens instead of words; text answers are not de
 from __future__ import annotations
 
 import shutil
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,15 @@ class LabeledExamples:
     def take(self, start: int, stop: int | None = None) -> LabeledExamples:
         labels = None if self.labels is None else self.labels[start:stop]
         return LabeledExamples(self.features[start:stop], labels, self.metric)
+
+    def select_inputs(self, names: Iterable[str]) -> LabeledExamples:
+        """The examples fed only the inputs a model declares (a DistilBERT graph takes no token_type_ids)."""
+        names = set(names)
+        missing = names - set(self.features[0])
+        if missing:
+            raise EftnasError(f"inputs: the model takes {sorted(missing)}, which the examples lack")
+        features = [{k: v for k, v in f.items() if k in names} for f in self.features]
+        return LabeledExamples(features, self.labels, self.metric)
 
 
 def predict(model: Any, features: dict[str, np.ndarray]) -> Hashable:
@@ -127,6 +136,9 @@ def quantize_openvino(
     if max_drop is not None and (evaluation is None or evaluation.labels is None):
         raise EftnasError("max_drop: accuracy control needs a labelled evaluation split")
     model = ov.Core().read_model(str(ov_dir / IR_FILE))
+    inputs = [port.get_any_name() for port in model.inputs]
+    calibration = calibration.select_inputs(inputs)
+    evaluation = evaluation.select_inputs(inputs) if evaluation is not None else None
     calibration_set = nncf.Dataset(calibration.features)
     subset = min(subset_size, len(calibration))
     if max_drop is None:

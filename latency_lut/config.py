@@ -8,8 +8,10 @@ from pathlib import Path
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.family import get_family
 from eftnas_deploy.core.geometry import ModelGeometry
-from eftnas_deploy.families.models import CONFIG_CLASSES, MODEL_CLASSES, load_model
+from eftnas_deploy.families.models import config_class, make_config, model_class
+from eftnas_deploy.supernet.loading import load_model
 
 
 def load_model_config(source: str | Path, task: str | None, seq_len: int) -> tuple[PretrainedConfig, ModelGeometry]:
@@ -20,9 +22,11 @@ def load_model_config(source: str | Path, task: str | None, seq_len: int) -> tup
             model_type = json.loads(path.read_text()).get("model_type")
         except json.JSONDecodeError as exc:
             raise EftnasError(f"model: {path} is not valid JSON ({exc})") from exc
-        if model_type not in CONFIG_CLASSES:
-            raise EftnasError(f"model_type: {model_type!r} in {path} is not supported (expected bert or roberta)")
-        config = CONFIG_CLASSES[model_type].from_json_file(str(path))
+        try:
+            get_family(model_type)
+        except EftnasError as exc:
+            raise EftnasError(f"{exc} in {path}") from None
+        config = config_class(model_type).from_json_file(str(path))
     else:
         config = AutoConfig.from_pretrained(str(source))
     geometry = ModelGeometry.from_config(config, task=task)
@@ -32,8 +36,7 @@ def load_model_config(source: str | Path, task: str | None, seq_len: int) -> tup
 
 def max_seq_len(geometry: ModelGeometry) -> int:
     """The longest input the model's position embeddings allow."""
-    reserved = 2 if geometry.model_type == "roberta" else 0  # RoBERTa positions start after the padding index
-    return geometry.max_position_embeddings - reserved
+    return geometry.max_seq_len
 
 
 def check_seq_len(geometry: ModelGeometry, seq_len: int, what: str = "seq_len") -> None:
@@ -46,10 +49,11 @@ def check_seq_len(geometry: ModelGeometry, seq_len: int, what: str = "seq_len") 
 
 def config_from_geometry(geometry: ModelGeometry) -> PretrainedConfig:
     """A config with the LUT's geometry (other fields at their defaults: they do not change latency)."""
-    return CONFIG_CLASSES[geometry.model_type](
+    return make_config(
+        geometry.model_type,
         hidden_size=geometry.hidden_size,
-        num_hidden_layers=geometry.num_layers,
-        num_attention_heads=geometry.num_heads,
+        num_layers=geometry.num_layers,
+        num_heads=geometry.num_heads,
         intermediate_size=geometry.intermediate_size,
         vocab_size=geometry.vocab_size,
         max_position_embeddings=geometry.max_position_embeddings,
@@ -63,7 +67,7 @@ def load_supernet(
 ) -> PreTrainedModel:
     """The model to slice for validation: `source` (checked against the LUT geometry) or random weights."""
     if source is None:
-        model = MODEL_CLASSES[(geometry.model_type, geometry.task)](config_from_geometry(geometry))
+        model = model_class(geometry.model_type, geometry.task)(config_from_geometry(geometry))
         return model.eval()
     model = load_model(str(source), geometry.task).eval()
     problems = ModelGeometry.from_config(model.config, geometry.task).mismatches(geometry)

@@ -1,4 +1,8 @@
-"""Export dense models to ONNX through optimum (the deployment path) and open them at a fixed shape."""
+"""Export dense models to ONNX with the deployment exporter and open them at a fixed shape.
+
+The LUT times exactly what a bundle ships: a sliced directory written by `save_sliced` and exported by
+`exporters.onnx.export_onnx` (optimum's `main_export`, loading the toolkit's own modeling file).
+"""
 
 from __future__ import annotations
 
@@ -10,30 +14,21 @@ from pathlib import Path
 
 from transformers import PretrainedConfig, PreTrainedModel
 
+from eftnas_deploy.core.family import get_family
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.subnet import SubnetConfig
-from eftnas_deploy.supernet import modeling_eftnas
+from eftnas_deploy.supernet.slicing import DENSE_CLASSES, own_auto_map, save_sliced, task_of_dense
+from exporters import onnx as onnx_export
 from exporters.runtime import CompiledModel, RuntimeSpec, load_onnx, load_openvino, make_feeds
 
-ONNX_FILE = "model.onnx"
+ONNX_FILE = onnx_export.ONNX_FILE
 
 
 def export_onnx(model: PreTrainedModel, out_dir: str | Path) -> Path:
-    """Export `model` with optimum's ONNX exporter (dynamic batch/sequence axes); returns the .onnx path."""
-    from optimum.exporters.onnx import onnx_export_from_model
-
-    out_dir = Path(out_dir)
-    task = "question-answering" if "QuestionAnswering" in type(model).__name__ else "text-classification"
-    # optimum infers the library from the class's module and refuses the dense Eftnas* classes; they only
-    # override __init__ (module shapes), so the stock parent class exports the very same graph.
-    dense_class = type(model)
-    if dense_class in modeling_eftnas.DENSE_CLASSES.values():
-        model.__class__ = dense_class.__mro__[1]
-    try:
-        onnx_export_from_model(model, out_dir, task=task, library_name="transformers", do_validation=False)
-    finally:
-        model.__class__ = dense_class
-    return out_dir / ONNX_FILE
+    """Save a dense sliced model and export it as a bundle does (dynamic batch/sequence axes); the .onnx path."""
+    with tempfile.TemporaryDirectory(prefix="eftnas-lut-sliced-") as tmp:
+        sliced = save_sliced(model, Path(tmp) / "pytorch")
+        return onnx_export.export_onnx(sliced, out_dir, task_of_dense(model))
 
 
 def random_dense_model(config: PretrainedConfig, geometry: ModelGeometry, subnet: SubnetConfig) -> PreTrainedModel:
@@ -41,12 +36,15 @@ def random_dense_model(config: PretrainedConfig, geometry: ModelGeometry, subnet
 
     `subnet` may have fewer layers than the geometry (a stack of blocks measured for the LUT).
     """
+    family = get_family(geometry.model_type)
     config = copy.deepcopy(config)
-    config.num_hidden_layers = subnet.num_layers
+    setattr(config, family.config_fields["num_layers"], subnet.num_layers)
     config.eftnas_subnet = subnet.to_dict()
     config.eftnas_parent = None
-    cls = modeling_eftnas.DENSE_CLASSES[(geometry.model_type, geometry.task)]
+    config.eftnas_layout = family.dense_layout(geometry.head_dim)
+    cls = DENSE_CLASSES[(geometry.model_type, geometry.task)]
     config.architectures = [cls.__name__]
+    config.auto_map = own_auto_map(cls, geometry.task)
     return cls(config).eval()
 
 

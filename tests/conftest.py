@@ -23,6 +23,8 @@ MODEL_KINDS = [
     ("bert", "question-answering"),
     ("roberta", "text-classification"),
     ("roberta", "question-answering"),
+    ("distilbert", "text-classification"),
+    ("distilbert", "question-answering"),
 ]
 
 

@@ -2,8 +2,8 @@ import json
 
 from eftnas_deploy import SearchSpace, SuperNetwork
 from eftnas_deploy.app.cli import main
-from eftnas_deploy.families.models import load_model
 from eftnas_deploy.importance.scores import ImportanceScores
+from eftnas_deploy.supernet.loading import load_model
 from tests.conftest import tiny_model
 
 

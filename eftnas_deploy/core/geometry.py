@@ -7,17 +7,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.family import get_family
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
-SUPPORTED_MODEL_TYPES = ("bert", "roberta")
 SUPPORTED_TASKS = ("text-classification", "question-answering")
 
 
 @dataclass(frozen=True)
 class ModelGeometry:
-    """Architecture fields of a BERT-style encoder and its task head."""
+    """Architecture fields of a BERT-style encoder and its task head (type_vocab_size 0: no segment inputs)."""
 
     model_type: str
     num_layers: int
@@ -32,10 +32,7 @@ class ModelGeometry:
     num_labels: int = 2
 
     def __post_init__(self) -> None:
-        if self.model_type not in SUPPORTED_MODEL_TYPES:
-            raise EftnasError(
-                f"model_type: {self.model_type!r} is not supported (expected one of {SUPPORTED_MODEL_TYPES})"
-            )
+        get_family(self.model_type)  # raises for a model type no family file declares
         if self.task not in SUPPORTED_TASKS:
             raise EftnasError(f"task: {self.task!r} is not supported (expected one of {SUPPORTED_TASKS})")
         for field in ("num_layers", "num_heads", "head_dim", "hidden_size", "intermediate_size"):
@@ -48,7 +45,7 @@ class ModelGeometry:
 
     @classmethod
     def from_config(cls, config: PretrainedConfig, task: str | None = None) -> ModelGeometry:
-        """Read the geometry of a HF BERT/RoBERTa config (the parent's, for a sliced model)."""
+        """Read the geometry of a HF config of a registered family (the parent's, for a sliced model)."""
         parent = getattr(config, "eftnas_parent", None)
         if parent:
             return cls.from_dict(parent)
@@ -58,19 +55,20 @@ class ModelGeometry:
             raise EftnasError("is_decoder: only encoder models are supported")
         if task is None:
             task = task_from_architectures(getattr(config, "architectures", None) or [])
+        family = get_family(config.model_type)
+        fields = {name: family.read(config, name, 0) for name in family.config_fields}
         return cls(
             model_type=config.model_type,
-            num_layers=config.num_hidden_layers,
-            num_heads=config.num_attention_heads,
-            head_dim=config.hidden_size // config.num_attention_heads,
-            hidden_size=config.hidden_size,
-            intermediate_size=config.intermediate_size,
-            vocab_size=config.vocab_size,
-            max_position_embeddings=config.max_position_embeddings,
-            type_vocab_size=config.type_vocab_size,
+            head_dim=fields["hidden_size"] // fields["num_heads"],
+            **fields,
             task=task,
             num_labels=config.num_labels if task == "text-classification" else 2,
         )
+
+    @property
+    def max_seq_len(self) -> int:
+        """The longest input the position embeddings cover (less the family's reserved positions: RoBERTa 2)."""
+        return self.max_position_embeddings - get_family(self.model_type).position_offset
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

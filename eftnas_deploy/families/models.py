@@ -1,45 +1,68 @@
-"""Registry from (model type, task) to HF classes, plus model building and loading."""
+"""The torch side of the family registry: HF classes per (model type, task), building, loading, layer lists.
+
+Family files are pure data naming transformers classes; this module resolves the names. Loading sliced
+directories lives above, in `eftnas_deploy.supernet.loading.load_model`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import transformers
 from torch import nn
 from transformers import (
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    BertConfig,
-    BertForQuestionAnswering,
-    BertForSequenceClassification,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    RobertaConfig,
-    RobertaForQuestionAnswering,
-    RobertaForSequenceClassification,
 )
 
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.family import FamilySpec, family_names, get_family
 from eftnas_deploy.core.geometry import SUPPORTED_TASKS
 
-MODEL_CLASSES: dict[tuple[str, str], type[PreTrainedModel]] = {
-    ("bert", "text-classification"): BertForSequenceClassification,
-    ("bert", "question-answering"): BertForQuestionAnswering,
-    ("roberta", "text-classification"): RobertaForSequenceClassification,
-    ("roberta", "question-answering"): RobertaForQuestionAnswering,
-}
-CONFIG_CLASSES = {"bert": BertConfig, "roberta": RobertaConfig}
 AUTO_CLASSES = {
     "text-classification": AutoModelForSequenceClassification,
     "question-answering": AutoModelForQuestionAnswering,
 }
 
 
-def _check_task(task: str) -> None:
+def check_task(task: str) -> None:
     if task not in SUPPORTED_TASKS:
         raise EftnasError(f"task: {task!r} is not supported (expected one of {SUPPORTED_TASKS})")
+
+
+@cache
+def hf_class(name: str) -> type:
+    """A transformers class by name."""
+    return getattr(transformers, name)
+
+
+def model_class(model_type: str, task: str) -> type[PreTrainedModel]:
+    check_task(task)
+    return hf_class(get_family(model_type).model_classes[task])
+
+
+def config_class(model_type: str) -> type[PretrainedConfig]:
+    return hf_class(get_family(model_type).config_class)
+
+
+# The registry as {key: HF class} tables (families register at package import, before this module runs).
+MODEL_CLASSES: dict[tuple[str, str], type[PreTrainedModel]] = {
+    (m, t): model_class(m, t) for m in family_names() for t in get_family(m).model_classes
+}
+CONFIG_CLASSES: dict[str, type[PretrainedConfig]] = {m: config_class(m) for m in family_names()}
+
+
+def family_of(model: PreTrainedModel | PretrainedConfig) -> FamilySpec:
+    """The family spec of a model (or config)."""
+    config = model if isinstance(model, PretrainedConfig) else model.config
+    return get_family(config.model_type)
 
 
 def task_of(model: PreTrainedModel) -> str:
@@ -53,16 +76,19 @@ def task_of(model: PreTrainedModel) -> str:
     )
 
 
+def make_config(model_type: str = "bert", **config_kwargs: Any) -> PretrainedConfig:
+    """A config of a family; geometry fields may use normalized or BERT-style names (see FamilySpec.config_kwargs)."""
+    family = get_family(model_type)
+    return config_class(model_type)(**family.config_kwargs(**config_kwargs))
+
+
 def build_model(model_type: str = "bert", task: str = "text-classification", **config_kwargs: Any) -> PreTrainedModel:
     """A randomly initialised model built from a config (for offline use and tests)."""
-    _check_task(task)
-    if model_type not in CONFIG_CLASSES:
-        raise EftnasError(f"model_type: {model_type!r} is not supported (expected one of {sorted(CONFIG_CLASSES)})")
-    config = CONFIG_CLASSES[model_type](**config_kwargs)
-    return MODEL_CLASSES[(model_type, task)](config)
+    check_task(task)
+    return model_class(model_type, task)(make_config(model_type, **config_kwargs))
 
 
-def load_model(
+def load_pretrained(
     name_or_path: str,
     task: str = "text-classification",
     *,
@@ -70,24 +96,22 @@ def load_model(
     strict_task: bool = False,
     **kwargs: Any,
 ) -> PreTrainedModel:
-    """Load a pretrained BERT/RoBERTa model (hub name or local directory) for a task.
+    """Load a pretrained model of a registered family (hub name or local directory) for a task.
 
     Errors name `what` (the flag or config field the path came from). `strict_task` refuses a model whose
-    trained head is for another task instead of attaching a new, random head.
+    trained head is for another task instead of attaching a new, random head. Sliced sub-networks are
+    refused here; `eftnas_deploy.supernet.loading.load_model` loads both.
     """
     from eftnas_deploy.families.sources import check_task_head, load_error, model_config
 
-    _check_task(task)
+    check_task(task)
     config = model_config(name_or_path, what, **{k: v for k, v in kwargs.items() if k == "num_labels"})
-    if config.model_type not in CONFIG_CLASSES:
-        raise EftnasError(f"model_type: {config.model_type!r} is not supported (expected bert or roberta)")
+    get_family(config.model_type)
     if strict_task:
         check_task_head(config, task, name_or_path)
+    if getattr(config, "eftnas_subnet", None):
+        raise EftnasError(f"model: {name_or_path} is an already sliced sub-network, not a super-network")
     try:
-        if getattr(config, "eftnas_subnet", None):
-            from eftnas_deploy.supernet.slicing import load_sliced
-
-            return load_sliced(name_or_path)
         return AUTO_CLASSES[task].from_pretrained(name_or_path, **kwargs)
     except EftnasError:
         raise
@@ -99,9 +123,27 @@ def load_model(
         raise load_error(exc, name_or_path, what) from None
 
 
+def get_submodule(root: nn.Module, path: str) -> Any:
+    """A dotted attribute path inside a module (modules, or plain attributes such as an activation function)."""
+    obj: Any = root
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def encoder_layers(model: PreTrainedModel) -> Sequence[nn.Module]:
-    """The encoder's layer list of a BERT/RoBERTa model."""
-    return model.base_model.encoder.layer
+    """The encoder's layer list (`FamilySpec.layers` inside the base model)."""
+    return get_submodule(model.base_model, family_of(model).layers)
+
+
+def layer_prefix(model: PreTrainedModel, layer: int) -> str:
+    """The state-dict key prefix of one encoder layer."""
+    return f"{model.base_model_prefix}.{family_of(model).layers}.{layer}."
+
+
+def model_input_names(model: PreTrainedModel | PretrainedConfig) -> tuple[str, ...]:
+    """The inputs a model of this family takes (DistilBERT: no token_type_ids)."""
+    return family_of(model).input_names
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")

@@ -25,8 +25,9 @@ from transformers import PreTrainedModel
 
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.geometry import ModelGeometry
-from eftnas_deploy.families.models import encoder_layers, task_of
-from eftnas_deploy.supernet.reorder import permute_ffn, permute_heads
+from eftnas_deploy.families.models import encoder_layers, family_of, get_submodule, model_input_names, task_of
+from eftnas_deploy.supernet.dims import HANDLERS
+from eftnas_deploy.supernet.reorder import permute_units
 
 FORMAT_VERSION = 1
 FILE_KIND = "eftnas-importance"
@@ -41,7 +42,8 @@ class ImportanceError(EftnasError):
 def weights_fingerprint(model: PreTrainedModel) -> str:
     """sha256 over the encoder's tensors (sorted by name, as float32), identifying its weights and order."""
     digest = hashlib.sha256()
-    state = model.base_model.encoder.state_dict()
+    encoder = family_of(model).layers.rpartition(".")[0]  # the module holding the layer list
+    state = get_submodule(model.base_model, encoder).state_dict()
     for name in sorted(state):
         tensor = state[name].detach().to("cpu", torch.float32).contiguous()
         digest.update(f"{name}:{tuple(tensor.shape)};".encode())
@@ -141,27 +143,26 @@ class ImportanceScores:
         )
 
 
-def _unit_groups(layer: nn.Module, head_dim: int) -> tuple[list[tuple[nn.Linear, int]], list[tuple[nn.Linear, int]]]:
-    """(linear, axis) pairs whose slices along `axis` belong to one head / one FFN neuron."""
-    attn = layer.attention.self
-    heads = [(attn.query, 0), (attn.key, 0), (attn.value, 0), (layer.attention.output.dense, 1)]
-    ffn = [(layer.intermediate.dense, 0), (layer.output.dense, 1)]
-    return heads, ffn
-
-
 def _group_sum(values: torch.Tensor, axis: int, group: int) -> torch.Tensor:
     """Sum a weight-shaped tensor into per-unit totals, `group` consecutive rows/columns per unit."""
     per_index = values.sum(dim=1 - axis)
     return per_index.view(-1, group).sum(dim=1)
 
 
-def _scores_from(model: PreTrainedModel, geometry: ModelGeometry, fn) -> tuple[torch.Tensor, torch.Tensor]:
-    heads, ffn = [], []
+def _per_unit(model: PreTrainedModel, geometry: ModelGeometry, fn) -> dict[str, torch.Tensor]:
+    """[layers, units] totals of fn(linear) over each dimension's unit groups (the family's rows/columns)."""
+    family = family_of(model)
+    out: dict[str, list[torch.Tensor]] = {name: [] for name in HANDLERS}
     for layer in encoder_layers(model):
-        head_groups, ffn_groups = _unit_groups(layer, geometry.head_dim)
-        heads.append(sum(_group_sum(fn(lin.weight), axis, geometry.head_dim) for lin, axis in head_groups))
-        ffn.append(sum(_group_sum(fn(lin.weight), axis, 1) for lin, axis in ffn_groups))
-    return torch.stack(heads).float().cpu(), torch.stack(ffn).float().cpu()
+        for name, handler in HANDLERS.items():
+            groups = handler.groups(layer, family, geometry)
+            out[name].append(sum(_group_sum(fn(lin), axis, groups.unit) for lin, axis in groups.pairs()))
+    return {name: torch.stack(rows) for name, rows in out.items()}
+
+
+def _scores_from(model: PreTrainedModel, geometry: ModelGeometry, fn) -> tuple[torch.Tensor, torch.Tensor]:
+    scores = _per_unit(model, geometry, lambda lin: fn(lin.weight))
+    return scores["heads"].float().cpu(), scores["ffn"].float().cpu()
 
 
 @torch.no_grad()
@@ -217,8 +218,9 @@ def movement_importance(
     ffn = torch.zeros(geometry.num_layers, geometry.intermediate_size, dtype=torch.float64, device=device)
     total = steps if steps is not None else (len(batches) * epochs if hasattr(batches, "__len__") else None)
     losses: list[float] = []
+    keep = {*model_input_names(model), "labels", "start_positions", "end_positions"}
     for batch in tqdm(_batches(batches, steps, epochs), total=total, desc="importance", disable=not progress):
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = {k: v.to(device) for k, v in batch.items() if k in keep}
         if "labels" not in batch and "start_positions" not in batch:
             raise EftnasError("batch: needs `labels` (or `start_positions`/`end_positions`) to compute a loss")
         loss = model(**batch).loss
@@ -250,12 +252,8 @@ def movement_importance(
 
 
 def _movement_of(model: PreTrainedModel, geometry: ModelGeometry) -> tuple[torch.Tensor, torch.Tensor]:
-    heads, ffn = [], []
-    for layer in encoder_layers(model):
-        head_groups, ffn_groups = _unit_groups(layer, geometry.head_dim)
-        heads.append(sum(_group_sum(_w_grad(lin), axis, geometry.head_dim) for lin, axis in head_groups))
-        ffn.append(sum(_group_sum(_w_grad(lin), axis, 1) for lin, axis in ffn_groups))
-    return torch.stack(heads).double(), torch.stack(ffn).double()
+    scores = _per_unit(model, geometry, _w_grad)
+    return scores["heads"].double(), scores["ffn"].double()
 
 
 def _w_grad(linear: nn.Linear) -> torch.Tensor:
@@ -275,8 +273,8 @@ def reorder_by_importance(model: PreTrainedModel, scores: ImportanceScores) -> I
     for layer in range(scores.geometry.num_layers):
         head_order = torch.sort(scores.heads[layer], descending=True, stable=True).indices
         ffn_order = torch.sort(scores.ffn[layer], descending=True, stable=True).indices
-        permute_heads(model, layer, head_order)
-        permute_ffn(model, layer, ffn_order)
+        permute_units(model, "heads", layer, head_order)
+        permute_units(model, "ffn", layer, ffn_order)
         heads[layer], ffn[layer] = scores.heads[layer, head_order], scores.ffn[layer, ffn_order]
         orders["heads"].append(head_order.tolist())
         orders["ffn"].append(ffn_order.tolist())

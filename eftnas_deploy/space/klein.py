@@ -30,8 +30,9 @@ from eftnas_deploy.core.errors import SearchSpaceError
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
-from eftnas_deploy.families.models import encoder_layers
-from eftnas_deploy.supernet.reorder import permute_ffn, permute_heads
+from eftnas_deploy.families.models import task_of
+from eftnas_deploy.supernet.dims import HANDLERS
+from eftnas_deploy.supernet.reorder import permute_units
 
 
 def medium_space(geometry: ModelGeometry, head_step: int = 1, ffn_step: int | None = None) -> SearchSpace:
@@ -72,12 +73,11 @@ class UnitSelection:
 
     def apply(self, model: PreTrainedModel) -> SubnetConfig:
         """Permute `model` in place so the kept units come first; returns the SubnetConfig to slice."""
-        layers = encoder_layers(model)
-        num_heads = model.config.num_attention_heads
-        for i, (kept_heads, kept_ffn) in enumerate(zip(self.heads, self.ffn)):
-            width = layers[i].intermediate.dense.out_features
-            permute_heads(model, i, _kept_first(kept_heads, num_heads))
-            permute_ffn(model, i, _kept_first(kept_ffn, width))
+        geometry = ModelGeometry.from_config(model.config, task=task_of(model))
+        kept = {"heads": self.heads, "ffn": self.ffn}
+        for name, handler in HANDLERS.items():
+            for i, units in enumerate(kept[name]):
+                permute_units(model, name, i, _kept_first(units, handler.size(geometry)))
         return self.counts()
 
     def materialize(self, model: PreTrainedModel) -> tuple[PreTrainedModel, SubnetConfig]:

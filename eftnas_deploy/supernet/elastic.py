@@ -1,4 +1,4 @@
-"""Elastic super-network: a real HF BERT/RoBERTa whose layers run a prefix of heads and FFN neurons.
+"""Elastic super-network: a real HF encoder (any registered family) whose layers run a prefix of heads and FFN neurons.
 
 Weights are sliced at forward time (no masking), so a small sub-network costs less compute and
 gradients flow into the shared full tensors. A skipped block (0 heads or 0 FFN width) is bypassed:
@@ -17,70 +17,95 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.family import FamilySpec, get_family
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.subnet import SubnetConfig
-from eftnas_deploy.families.models import encoder_layers, task_of
+from eftnas_deploy.families.models import encoder_layers, family_of, get_submodule, load_pretrained, task_of
+from eftnas_deploy.supernet.dims import HANDLERS
 
 
 class ElasticEncoderLayer(GradientCheckpointingLayer):
-    """Drop-in replacement for BertLayer/RobertaLayer with an active prefix of heads and FFN neurons.
+    """Drop-in replacement for a family's encoder layer with an active prefix of heads and FFN neurons.
 
-    It keeps the original `attention`, `intermediate` and `output` children, so parameter names
-    and the state dict are those of the HF model.
+    It keeps the original layer's children under their names, so parameter names and the state dict are
+    those of the HF model; the family's layouts say which modules form the attention and FFN blocks.
     """
 
-    def __init__(self, layer: nn.Module, head_dim: int) -> None:
+    def __init__(self, layer: nn.Module, head_dim: int, family: FamilySpec | None = None) -> None:
         super().__init__()
-        self.attention = layer.attention
-        self.intermediate = layer.intermediate
-        self.output = layer.output
+        self.family = family or get_family("bert")
+        for name, child in layer.named_children():
+            self.add_module(name, child)
         self.head_dim = head_dim
-        self.max_heads = layer.attention.self.num_attention_heads
-        self.max_ffn = layer.intermediate.dense.out_features
-        self.active_heads = self.max_heads
-        self.active_ffn = self.max_ffn
+        attention, ffn = self.family.attention, self.family.ffn
+        self.max_heads = get_submodule(self, attention.query).out_features // head_dim
+        self.max_ffn = get_submodule(self, ffn.up).out_features
+        self.active = {"heads": self.max_heads, "ffn": self.max_ffn}
+
+    @property
+    def active_heads(self) -> int:
+        return self.active["heads"]
+
+    @property
+    def active_ffn(self) -> int:
+        return self.active["ffn"]
 
     def set_active(self, heads: int, ffn: int) -> None:
-        self.active_heads = heads
-        self.active_ffn = ffn
+        self.active = {"heads": heads, "ffn": ffn}
 
     def forward(
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor]:
-        if self.active_heads > 0:
+        if attention_mask is not None and attention_mask.dim() == 2:
+            # DistilBERT (eager, or with a head mask) hands its blocks the [batch, keys] 1/0 padding mask.
+            attention_mask = (attention_mask != 0)[:, None, None, :]
+        if self.active["heads"] > 0:
             hidden_states = self._attention(hidden_states, attention_mask)
-        if self.active_ffn > 0:
+        if self.active["ffn"] > 0:
             hidden_states = self._feed_forward(hidden_states)
         return (hidden_states,)
 
+    def _module(self, path: str | None) -> Any:
+        return None if path is None else get_submodule(self, path)
+
     def _attention(self, x: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        attn = self.attention.self
-        width = self.active_heads * self.head_dim
+        layout = self.family.attention
+        heads = self.active["heads"]
+        width = heads * self.head_dim
         batch, seq, _ = x.shape
 
-        def project(linear: nn.Linear) -> torch.Tensor:
+        def project(path: str) -> torch.Tensor:
+            linear = self._module(path)
             y = F.linear(x, linear.weight[:width], linear.bias[:width])
-            return y.view(batch, seq, self.active_heads, self.head_dim).transpose(1, 2)
+            return y.view(batch, seq, heads, self.head_dim).transpose(1, 2)
 
+        attn_dropout = self._module(layout.attention_dropout)
         context = F.scaled_dot_product_attention(
-            project(attn.query),
-            project(attn.key),
-            project(attn.value),
+            project(layout.query),
+            project(layout.key),
+            project(layout.value),
             attn_mask=attention_mask,
-            dropout_p=attn.dropout.p if self.training else 0.0,
+            dropout_p=attn_dropout.p if self.training and attn_dropout is not None else 0.0,
         )
         context = context.transpose(1, 2).reshape(batch, seq, width)
-        out = self.attention.output
-        y = F.linear(context, out.dense.weight[:, :width], out.dense.bias)
-        return out.LayerNorm(out.dropout(y) + x)
+        out = self._module(layout.output)
+        y = F.linear(context, out.weight[:, :width], out.bias)
+        dropout = self._module(layout.output_dropout)
+        if dropout is not None:
+            y = dropout(y)
+        return self._module(layout.layer_norm)(y + x)
 
     def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        width = self.active_ffn
-        inter = self.intermediate
-        h = inter.intermediate_act_fn(F.linear(x, inter.dense.weight[:width], inter.dense.bias[:width]))
-        out = self.output
-        y = F.linear(h, out.dense.weight[:, :width], out.dense.bias)
-        return out.LayerNorm(out.dropout(y) + x)
+        layout = self.family.ffn
+        width = self.active["ffn"]
+        up, down = self._module(layout.up), self._module(layout.down)
+        h = self._module(layout.activation)(F.linear(x, up.weight[:width], up.bias[:width]))
+        y = F.linear(h, down.weight[:, :width], down.bias)
+        dropout = self._module(layout.dropout)
+        if dropout is not None:
+            y = dropout(y)
+        return self._module(layout.layer_norm)(y + x)
 
 
 class SuperNetwork:
@@ -94,13 +119,12 @@ class SuperNetwork:
         self.model = model
         self.geometry = ModelGeometry.from_config(model.config, task=task)
         if getattr(model.config, "eftnas_subnet", None):
-            from eftnas_deploy.core.errors import EftnasError
-
             raise EftnasError("model: this is an already sliced sub-network, not a super-network")
+        family = family_of(model)
         layers = encoder_layers(model)
         for i, layer in enumerate(layers):
             if not isinstance(layer, ElasticEncoderLayer):
-                layers[i] = ElasticEncoderLayer(layer, self.geometry.head_dim).train(layer.training)
+                layers[i] = ElasticEncoderLayer(layer, self.geometry.head_dim, family).train(layer.training)
         self._active = SubnetConfig.full(self.geometry)
 
     @property
@@ -114,8 +138,8 @@ class SuperNetwork:
     def set_subnet(self, subnet: SubnetConfig) -> None:
         """Make `subnet` the active sub-network (validated against the model)."""
         subnet.validate(self.geometry)
-        for layer, heads, ffn in zip(self.layers, subnet.heads, subnet.ffn):
-            layer.set_active(heads, ffn)
+        for i, layer in enumerate(self.layers):
+            layer.active = {name: int(handler.active(subnet)[i]) for name, handler in HANDLERS.items()}
         self._active = subnet
 
     def reset(self) -> None:
@@ -141,7 +165,5 @@ class SuperNetwork:
 
     @classmethod
     def from_pretrained(cls, directory: str, task: str = "text-classification", **kwargs: Any) -> SuperNetwork:
-        from eftnas_deploy.families.models import load_model
-
         kwargs.setdefault("what", "supernet")
-        return cls(load_model(directory, task=task, strict_task=True, **kwargs))
+        return cls(load_pretrained(directory, task=task, strict_task=True, **kwargs))

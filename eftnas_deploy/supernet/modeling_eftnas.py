@@ -4,6 +4,9 @@ This file is self-contained (it imports only torch and transformers): the toolki
 the weights of every sliced model and points `auto_map` in config.json at it, so that
 `AutoModelFor*.from_pretrained(dir, trust_remote_code=True)` loads the model with stock transformers.
 `config.eftnas_subnet` holds the per-layer head counts and FFN widths; 0 drops that block.
+`config.eftnas_layout` (written by the toolkit from the model family's registry entry) names, per
+dimension, the Linear modules whose rows/columns shrink, the attributes that hold the new sizes and what
+replaces a dropped block's modules; directories sliced before it existed are BERT/RoBERTa (BERT_LAYOUT).
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 from transformers.models.bert.modeling_bert import BertForQuestionAnswering, BertForSequenceClassification
+from transformers.models.distilbert.modeling_distilbert import (
+    DistilBertForQuestionAnswering,
+    DistilBertForSequenceClassification,
+)
 from transformers.models.roberta.modeling_roberta import (
     RobertaForQuestionAnswering,
     RobertaForSequenceClassification,
@@ -40,58 +47,121 @@ class SkippedOutput(nn.Module):
         return input_tensor
 
 
+def _first_input(args: tuple, kwargs: dict) -> torch.Tensor:
+    return args[0] if args else next(iter(kwargs.values()))
+
+
+class SkippedZero(nn.Module):
+    """A dropped block whose caller adds the residual itself (then LayerNorm, replaced by an identity)."""
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return torch.zeros_like(_first_input(args, kwargs))
+
+
+class SkippedZeroTuple(nn.Module):
+    """A dropped attention block called as attention(query=x, ...) that returns a tuple."""
+
+    def forward(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor]:
+        return (torch.zeros_like(_first_input(args, kwargs)),)
+
+
+class SkippedLayerNorm(nn.Identity):
+    """The residual LayerNorm of a dropped block."""
+
+
+SKIP_MODULES = {
+    "pass_tuple": SkippedAttention,
+    "pass": SkippedIntermediate,
+    "residual": SkippedOutput,
+    "zero": SkippedZero,
+    "zero_tuple": SkippedZeroTuple,
+    "identity": SkippedLayerNorm,
+}
+
+BERT_LAYOUT = {
+    "layers": "encoder.layer",
+    "heads": {
+        "unit": None,  # head_dim, from the config
+        "rows": ["attention.self.query", "attention.self.key", "attention.self.value"],
+        "columns": ["attention.output.dense"],
+        "attrs": {"attention.self.num_attention_heads": "units", "attention.self.all_head_size": "width"},
+        "skip": {"attention": "pass_tuple"},
+    },
+    "ffn": {
+        "unit": 1,
+        "rows": ["intermediate.dense"],
+        "columns": ["output.dense"],
+        "attrs": {},
+        "skip": {"intermediate": "pass", "output": "residual"},
+    },
+}
+
+
+def _resolve(root: Any, path: str) -> tuple[Any, str]:
+    *parents, name = path.split(".")
+    for part in parents:
+        root = getattr(root, part)
+    return root, name
+
+
+def layout_of(config: Any) -> dict:
+    return getattr(config, "eftnas_layout", None) or BERT_LAYOUT
+
+
 def apply_subnet_shapes(layers: nn.ModuleList, config: Any) -> None:
     """Resize each layer's Linear modules to the sub-network in `config.eftnas_subnet`."""
     spec = config.eftnas_subnet
-    hidden = config.hidden_size
-    head_dim = hidden // config.num_attention_heads
-    for layer, heads, ffn in zip(layers, spec["heads"], spec["ffn"]):
-        if heads == 0:
-            layer.attention = SkippedAttention()
-        else:
-            attn = layer.attention.self
-            width = heads * head_dim
-            attn.query = nn.Linear(hidden, width)
-            attn.key = nn.Linear(hidden, width)
-            attn.value = nn.Linear(hidden, width)
-            attn.num_attention_heads = heads
-            attn.all_head_size = width
-            layer.attention.output.dense = nn.Linear(width, hidden)
-        if ffn == 0:
-            layer.intermediate = SkippedIntermediate()
-            layer.output = SkippedOutput()
-        else:
-            layer.intermediate.dense = nn.Linear(hidden, ffn)
-            layer.output.dense = nn.Linear(ffn, hidden)
+    layout = layout_of(config)
+    head_dim = config.hidden_size // config.num_attention_heads
+    for i, layer in enumerate(layers):
+        for dim in ("heads", "ffn"):
+            units = spec[dim][i]
+            d = layout[dim]
+            if units == 0:
+                for path, kind in d["skip"].items():
+                    parent, name = _resolve(layer, path)
+                    setattr(parent, name, SKIP_MODULES[kind]())
+                continue
+            width = units * (d["unit"] or head_dim)
+            for path in d["rows"]:
+                parent, name = _resolve(layer, path)
+                setattr(parent, name, nn.Linear(getattr(parent, name).in_features, width))
+            for path in d["columns"]:
+                parent, name = _resolve(layer, path)
+                setattr(parent, name, nn.Linear(width, getattr(parent, name).out_features))
+            for path, value in d["attrs"].items():
+                parent, name = _resolve(layer, path)
+                setattr(parent, name, units if value == "units" else width)
 
 
-class EftnasBertForSequenceClassification(BertForSequenceClassification):
+class SlicedModel:
+    """Mixin: after the stock HF constructor, shape the encoder layers to the sub-network."""
+
     def __init__(self, config: Any) -> None:
         super().__init__(config)
-        apply_subnet_shapes(self.bert.encoder.layer, config)
+        parent, name = _resolve(self.base_model, layout_of(config)["layers"])
+        apply_subnet_shapes(getattr(parent, name), config)
 
 
-class EftnasBertForQuestionAnswering(BertForQuestionAnswering):
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        apply_subnet_shapes(self.bert.encoder.layer, config)
+class EftnasBertForSequenceClassification(SlicedModel, BertForSequenceClassification):
+    pass
 
 
-class EftnasRobertaForSequenceClassification(RobertaForSequenceClassification):
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        apply_subnet_shapes(self.roberta.encoder.layer, config)
+class EftnasBertForQuestionAnswering(SlicedModel, BertForQuestionAnswering):
+    pass
 
 
-class EftnasRobertaForQuestionAnswering(RobertaForQuestionAnswering):
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        apply_subnet_shapes(self.roberta.encoder.layer, config)
+class EftnasRobertaForSequenceClassification(SlicedModel, RobertaForSequenceClassification):
+    pass
 
 
-DENSE_CLASSES = {
-    ("bert", "text-classification"): EftnasBertForSequenceClassification,
-    ("bert", "question-answering"): EftnasBertForQuestionAnswering,
-    ("roberta", "text-classification"): EftnasRobertaForSequenceClassification,
-    ("roberta", "question-answering"): EftnasRobertaForQuestionAnswering,
-}
+class EftnasRobertaForQuestionAnswering(SlicedModel, RobertaForQuestionAnswering):
+    pass
+
+
+class EftnasDistilBertForSequenceClassification(SlicedModel, DistilBertForSequenceClassification):
+    pass
+
+
+class EftnasDistilBertForQuestionAnswering(SlicedModel, DistilBertForQuestionAnswering):
+    pass

@@ -11,41 +11,41 @@ import torch
 from transformers import PreTrainedModel
 
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.family import family_names, get_family
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.io import atomic_output_dir
 from eftnas_deploy.core.subnet import SubnetConfig
-from eftnas_deploy.families.models import AUTO_CLASSES, task_of
+from eftnas_deploy.families.models import AUTO_CLASSES, family_of, layer_prefix, task_of
 from eftnas_deploy.supernet import modeling_eftnas
+from eftnas_deploy.supernet.dims import HANDLERS
 from eftnas_deploy.supernet.elastic import SuperNetwork
 
 MODELING_FILE = "modeling_eftnas.py"
 
-
-def _layer_prefix(model: PreTrainedModel, layer: int) -> str:
-    return f"{model.base_model_prefix}.encoder.layer.{layer}."
+# (model type, task) -> dense sliced class, as each family file names it in modeling_eftnas.
+DENSE_CLASSES: dict[tuple[str, str], type[PreTrainedModel]] = {
+    (m, task): getattr(modeling_eftnas, name)
+    for m in family_names()
+    for task, name in get_family(m).dense_classes.items()
+}
 
 
 def sliced_state_dict(model: PreTrainedModel, subnet: SubnetConfig, geometry: ModelGeometry) -> dict[str, torch.Tensor]:
     """The super-network's weights cut to the prefix shapes of `subnet` (dropped blocks removed)."""
     state = model.state_dict()
+    family = family_of(model)
     out: dict[str, torch.Tensor] = {}
     cuts: dict[str, tuple[slice, ...] | None] = {}
-    for i, (heads, ffn) in enumerate(zip(subnet.heads, subnet.ffn)):
-        p = _layer_prefix(model, i)
-        width = heads * geometry.head_dim
-        for name in ("query", "key", "value"):
-            cuts[f"{p}attention.self.{name}.weight"] = (slice(0, width),)
-            cuts[f"{p}attention.self.{name}.bias"] = (slice(0, width),)
-        cuts[f"{p}attention.output.dense.weight"] = (slice(None), slice(0, width))
-        cuts[f"{p}intermediate.dense.weight"] = (slice(0, ffn),)
-        cuts[f"{p}intermediate.dense.bias"] = (slice(0, ffn),)
-        cuts[f"{p}output.dense.weight"] = (slice(None), slice(0, ffn))
-        dropped = ([f"{p}attention."] if heads == 0 else []) + (
-            [f"{p}intermediate.", f"{p}output."] if ffn == 0 else []
-        )
-        for key in state:
-            if any(key.startswith(d) for d in dropped):
-                cuts[key] = None
+    for i in range(subnet.num_layers):
+        p = layer_prefix(model, i)
+        for handler in HANDLERS.values():
+            units = handler.active(subnet)[i]
+            cuts.update(handler.state_cuts(p, family, geometry, units))
+            if units == 0:
+                dropped = handler.dropped_prefixes(p, family)
+                for key in state:
+                    if any(key.startswith(d) for d in dropped):
+                        cuts[key] = None
     for key, tensor in state.items():
         cut = cuts.get(key, ())
         if cut is None:
@@ -62,10 +62,11 @@ def slice_subnet(source: SuperNetwork | PreTrainedModel, subnet: SubnetConfig) -
     task = task_of(model)
     geometry = ModelGeometry.from_config(model.config, task=task)
     subnet.validate(geometry)
-    cls = modeling_eftnas.DENSE_CLASSES[(geometry.model_type, task)]
+    cls = DENSE_CLASSES[(geometry.model_type, task)]
     config = copy.deepcopy(model.config)
     config.eftnas_subnet = subnet.to_dict()
     config.eftnas_parent = geometry.to_dict()
+    config.eftnas_layout = family_of(model).dense_layout(geometry.head_dim)
     config.architectures = [cls.__name__]
     config.auto_map = own_auto_map(cls, task)
     dense = cls(config)
@@ -81,7 +82,7 @@ def own_auto_map(cls: type, task: str) -> dict[str, str]:
 
 
 def _own_class(config: Any) -> type | None:
-    by_name = {cls.__name__: cls for cls in modeling_eftnas.DENSE_CLASSES.values()}
+    by_name = {cls.__name__: cls for cls in DENSE_CLASSES.values()}
     return by_name.get((getattr(config, "architectures", None) or [""])[0])
 
 
@@ -143,7 +144,7 @@ def load_sliced(directory: str | Path, **kwargs: Any) -> PreTrainedModel:
     spec = getattr(config, "eftnas_subnet", None)
     if not spec:
         raise EftnasError(f"model: {directory} is not a sliced EFTNAS sub-network (no eftnas_subnet in config)")
-    by_name = {cls.__name__: cls for cls in modeling_eftnas.DENSE_CLASSES.values()}
+    by_name = {cls.__name__: cls for cls in DENSE_CLASSES.values()}
     arch = (config.architectures or [""])[0]
     if arch not in by_name:
         raise EftnasError(f"architectures: {arch!r} is not one of {sorted(by_name)}")
@@ -153,7 +154,7 @@ def load_sliced(directory: str | Path, **kwargs: Any) -> PreTrainedModel:
 
 def task_of_dense(dense: PreTrainedModel) -> str:
     """The task of a sliced model class."""
-    for (_, task), cls in modeling_eftnas.DENSE_CLASSES.items():
+    for (_, task), cls in DENSE_CLASSES.items():
         if isinstance(dense, cls):
             return task
     raise EftnasError(f"model: {type(dense).__name__} is not a sliced model class")

@@ -9,7 +9,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
 from eftnas_deploy.data.features import PreparedSplit
 from eftnas_deploy.data.tasks import TaskSpec
-from eftnas_deploy.families.models import build_model, load_model
+from eftnas_deploy.families.models import build_model
+from eftnas_deploy.supernet.loading import load_model
 from eftnas_deploy.training.setup import collator_for, training_arguments
 
 

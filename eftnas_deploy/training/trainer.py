@@ -10,6 +10,7 @@ from transformers import PreTrainedModel, Trainer
 
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.families.models import model_input_names
 from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of
 from eftnas_deploy.training.sampling import DISTILL_SOURCES, SubnetSampler
@@ -96,7 +97,7 @@ class SuperNetTrainer(Trainer):
         if self.teacher is None:
             return None
         prepared = self._prepare_inputs(inputs)
-        names = ("input_ids", "attention_mask", "token_type_ids")
+        names = model_input_names(self.teacher)
         return logits_of(self.teacher(**{k: v for k, v in prepared.items() if k in names}))
 
     def compute_loss(

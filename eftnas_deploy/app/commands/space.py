@@ -70,7 +70,8 @@ def run_importance(args: argparse.Namespace) -> int:
     from eftnas_deploy.app.pipeline.stages import compute_importance
     from eftnas_deploy.data import get_task, load_split, prepare_split
     from eftnas_deploy.data.loading import parse_columns, subsample_rows
-    from eftnas_deploy.families.models import load_model, load_tokenizer_if_present
+    from eftnas_deploy.families.models import load_tokenizer_if_present
+    from eftnas_deploy.supernet.loading import load_model
 
     check_output_dir(args.out, args.overwrite)
     cfg = config_from_args(ImportanceConfig, args)
@@ -95,8 +96,8 @@ def run_importance(args: argparse.Namespace) -> int:
 
 def run_space(args: argparse.Namespace) -> int:
     from eftnas_deploy.app.pipeline.stages import build_space
-    from eftnas_deploy.families.models import load_model
     from eftnas_deploy.importance.scores import ImportanceScores
+    from eftnas_deploy.supernet.loading import load_model
 
     check_output_dir(args.out, args.overwrite)
     low, high = args.fraction_range

@@ -16,6 +16,7 @@ from pathlib import Path
 from eftnas_deploy.app.commands.config_flags import add_config_flag, config_default, config_from_args
 from eftnas_deploy.app.pipeline.config import DataConfig, ModelConfig, SupernetConfig, TeacherConfig
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.family import family_names
 from eftnas_deploy.core.io import atomic_output_dir, check_output_dir, write_json
 from eftnas_deploy.training import DISTILL_SOURCES, STRATEGIES, KDConfig
 
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flag(teacher, TeacherConfig, "warmup_ratio")
     teacher.add_argument("--model", help="pretrained model (hub name or directory) to fine-tune")
     teacher.add_argument("--from-scratch", action="store_true", help="build the model from a config instead")
-    add_config_flag(teacher, ModelConfig, "model_type", choices=("bert", "roberta"))
+    add_config_flag(teacher, ModelConfig, "model_type", choices=family_names())
     teacher.add_argument("--layers", type=int, default=4)
     teacher.add_argument("--hidden-size", type=int, default=256)
     teacher.add_argument("--heads", type=int, default=4)

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.family import family_names
 from eftnas_deploy.search.searcher import ALGORITHMS
 from eftnas_deploy.space.kinds import SPACE_KINDS
 from eftnas_deploy.training.sampling import DISTILL_SOURCES, STRATEGIES
@@ -78,8 +79,8 @@ class ModelConfig:
             out.append(("tokenizer", "a model built from a config needs a tokenizer (directory or hub name)"))
         if self.fine_tuned and not self.name:
             out.append(("fine_tuned", "only a pretrained model.name can be already fine-tuned"))
-        if self.model_type not in ("bert", "roberta"):
-            out.append(("model_type", f"{self.model_type!r} is not one of ('bert', 'roberta')"))
+        if self.model_type not in family_names():
+            out.append(("model_type", f"{self.model_type!r} is not one of {family_names()}"))
         return out
 
 

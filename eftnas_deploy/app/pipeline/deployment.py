@@ -68,10 +68,11 @@ def sliced_parity(supernet: SuperNetwork, subnet: SubnetConfig, pytorch_dir: Pat
     """Max abs logit difference between the super-network running `subnet` and the exported sliced model."""
     import torch
 
+    from eftnas_deploy.families.models import model_input_names
     from eftnas_deploy.supernet.slicing import load_sliced
     from exporters.parity import padded_inputs, pytorch_outputs
 
-    feeds = padded_inputs(supernet.geometry.vocab_size)
+    feeds = padded_inputs(supernet.geometry.vocab_size, input_names=model_input_names(supernet.model))
     sliced = load_sliced(Path(pytorch_dir) / "pytorch").eval()
     with torch.no_grad(), supernet.activate(subnet):
         expected = pytorch_outputs(supernet.model, feeds)

@@ -69,14 +69,14 @@ def load_lut_file(config: PipelineConfig, geometry: ModelGeometry | None, quiet:
 
 
 def _model_config(config: PipelineConfig) -> PretrainedConfig:
-    from eftnas_deploy.families.models import CONFIG_CLASSES
+    from eftnas_deploy.families.models import make_config
     from eftnas_deploy.families.sources import model_config
 
     model = config.model
     if model.name:
         return model_config(model.name, "model.name")
     try:
-        return CONFIG_CLASSES[model.model_type](**(model.from_config or {}))
+        return make_config(model.model_type, **(model.from_config or {}))
     except (TypeError, ValueError) as exc:
         raise EftnasError(f"model.from_config: {' '.join(str(exc).split())}") from None
 
@@ -87,7 +87,7 @@ def _geometry(model_config: PretrainedConfig, task: str, field: str) -> ModelGeo
     except EftnasError as exc:
         raise EftnasError(f"{field}: {exc}") from None
     except (AttributeError, TypeError, ZeroDivisionError) as exc:
-        raise EftnasError(f"{field}: not a BERT/RoBERTa encoder config ({exc})") from None
+        raise EftnasError(f"{field}: not an encoder config of a supported family ({exc})") from None
 
 
 def _check_head(config: PipelineConfig, model_config: PretrainedConfig, task) -> list[str]:

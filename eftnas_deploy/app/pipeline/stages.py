@@ -43,7 +43,6 @@ from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import get_task
 from eftnas_deploy.data.split import HELD_OUT_FILE
 from eftnas_deploy.evaluation import evaluate
-from eftnas_deploy.families.models import load_model
 from eftnas_deploy.importance.scores import (
     ImportanceScores,
     magnitude_importance,
@@ -52,6 +51,7 @@ from eftnas_deploy.importance.scores import (
 )
 from eftnas_deploy.metrics import count_macs
 from eftnas_deploy.supernet.elastic import SuperNetwork
+from eftnas_deploy.supernet.loading import load_model
 from eftnas_deploy.training import (
     KDConfig,
     SuperNetTrainer,
