@@ -14,7 +14,8 @@ from transformers import BertForSequenceClassification
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
-from eftnas_deploy.lora import LORA_GROUPS, ElasticLoRA, attach_lora
+from eftnas_deploy.families.models import family_of
+from eftnas_deploy.lora import ElasticLoRA, attach_lora, lora_groups
 from eftnas_deploy.metrics import count_macs, count_params
 from tests.conftest import MODEL_KINDS, outputs_of, random_inputs, tiny_model
 
@@ -72,7 +73,10 @@ def test_rank_slicing_equals_an_explicit_smaller_peft_lora(base, elastic):
     small = get_peft_model(
         copy.deepcopy(base),
         LoraConfig(
-            r=rank, lora_alpha=16 * rank / 8, target_modules="|".join(LORA_GROUPS.values()), task_type="SEQ_CLS"
+            r=rank,
+            lora_alpha=16 * rank / 8,
+            target_modules="|".join(lora_groups(family_of(base)).values()),
+            task_type="SEQ_CLS",
         ),
     ).eval()
     with torch.no_grad():

@@ -36,18 +36,30 @@ from transformers import PreTrainedModel
 
 from eftnas_deploy.core.dimensions import LORA_DIMENSIONS, dimension
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.family import FamilySpec, get_family
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.subnet import SubnetConfig
-from eftnas_deploy.families.models import task_of
+from eftnas_deploy.families.models import family_of, task_of
 
 ADAPTER = "default"
-# Full-path module-name patterns (peft's regex `target_modules` form). FFN down is `layer.N.output.dense`,
-# which the attention output projection (`layer.N.attention.output.dense`) does not match.
-LORA_GROUPS: dict[str, str] = {
-    "lora_qkv": r".*\.layer\.(\d+)\.attention\.self\.(?:query|key|value)",
-    "lora_up": r".*\.layer\.(\d+)\.intermediate\.dense",
-    "lora_down": r".*\.layer\.(\d+)\.output\.dense",
-}
+
+
+def lora_groups(family: FamilySpec) -> dict[str, str]:
+    """Full-path module-name patterns (peft's regex `target_modules` form) of each projection group.
+
+    Built from the family's layout, so BERT's FFN down `layer.N.output.dense` is anchored right after the
+    layer index and the attention output projection (`layer.N.attention.output.dense`) does not match it.
+    """
+    layer = rf".*\.{re.escape(family.layers)}\.(\d+)\."
+    qkv = "|".join(re.escape(path) for path in family.attention.rows)
+    return {
+        "lora_qkv": rf"{layer}(?:{qkv})",
+        "lora_up": rf"{layer}{re.escape(family.ffn.up)}",
+        "lora_down": rf"{layer}{re.escape(family.ffn.down)}",
+    }
+
+
+LORA_GROUPS: dict[str, str] = lora_groups(get_family("bert"))  # BERT's, for reference and tests
 _TASK_TYPES = {"text-classification": "SEQ_CLS", "question-answering": "QUESTION_ANS"}
 _PREFIX = "base_model.model."
 
@@ -97,8 +109,8 @@ class ElasticLoraLinear(PeftLoraLinear):
         return result.to(dtype)
 
 
-def _group_of(name: str) -> tuple[str, int] | None:
-    for group, pattern in LORA_GROUPS.items():
+def _group_of(name: str, groups: dict[str, str]) -> tuple[str, int] | None:
+    for group, pattern in groups.items():
         match = re.fullmatch(pattern, name)
         if match:
             return group, int(match.group(1))
@@ -126,13 +138,14 @@ class ElasticLoRA:
         self.alpha = float(config.lora_alpha)
         self.modules: dict[str, ElasticLoraLinear] = {}  # base-model module name -> layer
         self.groups: dict[str, tuple[str, int]] = {}  # base-model module name -> (dimension, layer index)
+        patterns = lora_groups(family_of(model.get_base_model()))
         for name, module in model.named_modules():
             if not isinstance(module, PeftLoraLinear):
                 continue
             base_name = name.removeprefix(_PREFIX)
-            group = _group_of(base_name)
+            group = _group_of(base_name, patterns)
             if group is None:
-                raise EftnasError(f"{base_name}: a LoRA module outside the projection groups {list(LORA_GROUPS)}")
+                raise EftnasError(f"{base_name}: a LoRA module outside the projection groups {list(patterns)}")
             if module.r[ADAPTER] != self.max_rank:
                 raise EftnasError(f"{base_name}: rank {module.r[ADAPTER]}, the super-adapter has {self.max_rank}")
             if not isinstance(module, ElasticLoraLinear):
@@ -295,16 +308,17 @@ def attach_lora(
     The base weights are frozen; the adapters and the task head (peft's `modules_to_save` for the task
     type) train. `alpha` defaults to `2 * max_rank` (scaling 2).
     """
-    unknown = [g for g in groups if g not in LORA_GROUPS]
+    patterns = lora_groups(family_of(model))
+    unknown = [g for g in groups if g not in patterns]
     if unknown or not groups:
-        raise EftnasError(f"groups: {unknown or 'none'} given; choose from {list(LORA_GROUPS)}")
+        raise EftnasError(f"groups: {unknown or 'none'} given; choose from {list(patterns)}")
     if max_rank <= 0:
         raise EftnasError(f"max_rank: must be positive, got {max_rank}")
     task = task_of(model)
     geometry = ModelGeometry.from_config(model.config, task=task)
     if max_rank > geometry.hidden_size:
         raise EftnasError(f"max_rank: {max_rank} exceeds hidden_size {geometry.hidden_size}")
-    pattern = "|".join(f"(?:{LORA_GROUPS[g]})" for g in groups)
+    pattern = "|".join(f"(?:{patterns[g]})" for g in groups)
     config = LoraConfig(
         r=max_rank,
         lora_alpha=2 * max_rank if alpha is None else alpha,

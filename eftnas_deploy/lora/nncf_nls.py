@@ -17,7 +17,8 @@ from torch import nn
 
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.subnet import SubnetConfig
-from eftnas_deploy.lora.elastic import LORA_GROUPS
+from eftnas_deploy.families.models import family_of
+from eftnas_deploy.lora.elastic import lora_groups
 
 # NNCF names a weight's post-hook quantizer after the weight's path with ':' separators.
 _HOOK = re.compile(r"__nncf_hooks\.post_hooks\.(.+):weight__\d+\.\d+")
@@ -28,12 +29,13 @@ def nls_quantizers(model: nn.Module) -> dict[str, tuple[str, int, nn.Module]]:
     from nncf.torch.quantization.layers import LoraNLSMixin
 
     found: dict[str, tuple[str, int, nn.Module]] = {}
+    groups = lora_groups(family_of(model))
     for hook_name, module in model.named_modules():
         match = _HOOK.fullmatch(hook_name)
         if not isinstance(module, LoraNLSMixin) or match is None:
             continue
         name = match.group(1).replace(":", ".")
-        for group, pattern in LORA_GROUPS.items():
+        for group, pattern in groups.items():
             layer = re.fullmatch(pattern, name)
             if layer:
                 found[name] = (group, int(layer.group(1)), module)
