@@ -7,6 +7,7 @@ together in one `EftnasError`, each named by its dotted path ("search.evals: mus
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -380,6 +381,9 @@ def _problems(obj: Any, prefix: str) -> list[str]:
     return out
 
 
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
     args = typing.get_args(hint)
     origin = typing.get_origin(hint)
@@ -404,6 +408,8 @@ def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool), value
     if hint is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads `3e-4` (no dot) as a string
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         return ok, float(value) if ok else None
     if hint is str:
