@@ -251,8 +251,8 @@ def test_demo_bundle_tokenizer_positions_and_labels_agree(demo_run):
 
 def test_yaml_exponent_without_a_dot_is_a_number(tmp_path):
     # YAML 1.1 reads `3e-4` as a string; a float field takes it as the number the user meant.
-    (tmp_path / "p.yaml").write_text("teacher:\n  lr: 3e-4\n")
+    (tmp_path / "p.yaml").write_text("model:\n  name: bert-base-uncased\nteacher:\n  lr: 3e-4\n")
     assert load_config(tmp_path / "p.yaml").teacher.lr == 3e-4
-    assert load_config(None, {"supernet.lr": "1E-5"}).supernet.lr == 1e-5
+    assert load_config(tmp_path / "p.yaml", {"supernet.lr": "1E-5"}).supernet.lr == 1e-5
     with pytest.raises(EftnasError, match="teacher.lr: expected a number, got '3e-4x'"):
-        load_config(None, {"teacher.lr": "3e-4x"})
+        load_config(tmp_path / "p.yaml", {"teacher.lr": "3e-4x"})
