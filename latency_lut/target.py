@@ -56,8 +56,23 @@ def load_for_target(
     flag: str = "--allow-approximate-lut",
     what: str = "lut",
 ) -> tuple[LatencyTable, list[str]]:
-    """(table, mismatches): refused with LutMismatchError naming every mismatch unless `allow_approximate`."""
-    table = read_lut(path, what)
+    """(table, mismatches): refused with LutMismatchError naming every mismatch unless `allow_approximate`.
+
+    A length-set file (`latency_lut.lengths`) gives its table at the asked sequence length.
+    """
+    from latency_lut.lengths import LengthTables, is_length_set
+
+    if is_length_set(path):
+        tables = LengthTables.load(path)
+        seq_len = asked.get("seq_len")
+        if seq_len not in tables.lengths:
+            raise LutMismatchError(
+                f"{what}: {path} was measured at sequence lengths {tables.lengths}; the asked length {seq_len} "
+                "is not one of them (set lut.seq_len to one of them, or measure that length)"
+            )
+        table = tables.table_at(seq_len)
+    else:
+        table = read_lut(path, what)
     problems = target_mismatches(table, geometry, asked)
     if problems and not allow_approximate:
         raise LutMismatchError(

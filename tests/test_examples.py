@@ -60,12 +60,12 @@ def test_example_config_runs_as_written(name, tmp_path, monkeypatch):
     assert "08_export" in state["stages"] and (out / "report.md").is_file()
 
 
-def test_lut_on_target_script_runs_as_written(tmp_path):
+def test_lut_on_target_script_runs_as_written_with_a_length_set(tmp_path):
     config = tmp_path / "config.json"
     BertConfig(**TINY_MODEL, vocab_size=30522).to_json_file(config)
     lut = tmp_path / "lut_target.json"
     measure = ["lut", "measure", "--model", str(config), "--task", "text-classification", "--runtime", "onnxruntime",
-               "--threads", "1", "--seq-len", "64", "--grid", "2", "--warmup", "1", "--repeats", "3",
+               "--threads", "1", "--seq-len", "32", "64", "--grid", "2", "--warmup", "1", "--repeats", "3",
                "--min-time", "0.02", "--calibration", "2", "--out", str(lut)]  # fmt: skip
     assert main(measure) == 0
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "OUT": str(tmp_path / "run")}
@@ -75,3 +75,6 @@ def test_lut_on_target_script_runs_as_written(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "08_export" in read_state(tmp_path / "run")["stages"]
+    # A length-set LUT (32 and 64 tokens): the search used the table at lut.seq_len, the report shows both.
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Latency by sequence length (LUT)" in report and "| 32 |" in report and "| 64 |" in report

@@ -254,5 +254,5 @@ def test_yaml_exponent_without_a_dot_is_a_number(tmp_path):
     (tmp_path / "p.yaml").write_text("model:\n  name: bert-base-uncased\nteacher:\n  lr: 3e-4\n")
     assert load_config(tmp_path / "p.yaml").teacher.lr == 3e-4
     assert load_config(tmp_path / "p.yaml", {"supernet.lr": "1E-5"}).supernet.lr == 1e-5
-    with pytest.raises(EftnasError, match="teacher.lr: expected a number, got '3e-4x'"):
+    with pytest.raises(EftnasError, match=r"teacher\.lr: expected a number, got '3e-4x'"):
         load_config(tmp_path / "p.yaml", {"teacher.lr": "3e-4x"})

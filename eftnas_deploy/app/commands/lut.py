@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from eftnas_deploy.app.commands.config_flags import add_config_flag
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flag(m, LutConfig, "runtime", choices=RUNTIMES)
     add_config_flag(m, LutConfig, "precision", help=f"none: fp32 / f32; choices {PRECISIONS}")
     add_config_flag(m, LutConfig, "threads")
-    add_config_flag(m, LutConfig, "seq_len")
+    add_config_flag(m, LutConfig, "seq_len", nargs="+", help="one length, or several: a length set (see lut.file)")
     add_config_flag(m, LutConfig, "batch")
     m.add_argument("--search-space", help="search_space.json (default: every head count, 8 FFN widths)")
     add_config_flag(m, LutConfig, "grid", help="measure only this many widths per block kind, interpolate")
@@ -95,16 +96,24 @@ def run_measure(args: argparse.Namespace) -> int:
             "a LUT is measured on the CPU it is for, at a thread count it can run"
         )
     spec = RuntimeSpec(args.runtime, args.threads, args.precision or PRECISIONS[args.runtime][0])
-    config, geometry = load_model_config(args.model, args.task, args.seq_len)
+    lengths = sorted(set(args.seq_len if isinstance(args.seq_len, list) else [args.seq_len]))
+    config, geometry = load_model_config(args.model, args.task, lengths[-1])
     space = SearchSpace.load(args.search_space) if args.search_space else None
-    table = build_lut(
-        config, geometry, spec, args.seq_len, args.batch, space, args.grid, _timing(args), args.calibration, args.seed
-    )
+    tables = [
+        build_lut(config, geometry, spec, n, args.batch, space, args.grid, _timing(args), args.calibration, args.seed)
+        for n in lengths
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.save(out)
+    if len(tables) > 1:
+        from latency_lut.lengths import LengthTables
+
+        LengthTables(tables).save(out)
+    else:
+        tables[0].save(out)
+    table = tables[0]
     print(
-        f"wrote {out} ({table.runtime} {table.precision}, {table.threads} thread(s), "
-        f"built in {table.metadata['build_time_s']:.0f} s)"
+        f"wrote {out} ({table.runtime} {table.precision}, {table.threads} thread(s), seq len {lengths}, "
+        f"built in {sum(t.metadata['build_time_s'] for t in tables):.0f} s)"
     )
     return 0
 
@@ -144,4 +153,6 @@ def run_validate(args: argparse.Namespace) -> int:
         )
     if args.plot:
         write_json(Path(args.plot).with_suffix(".json"), report)
+    if report["warning"]:
+        print(f"warning: {report['warning']}", file=sys.stderr)
     return 0

@@ -22,6 +22,7 @@ from eftnas_deploy.search.searcher import ALGORITHMS
 from eftnas_deploy.space.kinds import SPACE_KINDS
 from eftnas_deploy.training.sampling import DISTILL_SOURCES, STRATEGIES
 from exporters.bundle import FORMATS
+from exporters.runtime import CLOCKS
 
 # Choices checked by name; the registries (ALGORITHMS, SPACE_KINDS, STRATEGIES, FORMATS) come from their packages.
 CRITERIA = ("movement", "taylor", "magnitude")
@@ -159,9 +160,10 @@ class LutConfig:
     min_time_s: float = 1.0
     stack: int = 6
     validate_samples: int = 8
+    clock: str = "wall"  # or "cpu": process CPU time, 1 thread, on a machine shared with other jobs
 
     def problems(self) -> list[tuple[str, str]]:
-        out = _choice(self, "runtime", RUNTIMES) + _files_exist(self, "file")
+        out = _choice(self, "runtime", RUNTIMES) + _choice(self, "clock", tuple(CLOCKS)) + _files_exist(self, "file")
         if self.precision is not None:
             out += _choice(self, "precision", PRECISIONS)
         out += _positive(self, "threads", "seq_len", "batch", "repeats", "stack", "grid")

@@ -40,6 +40,7 @@ def write_report(ctx: RunContext, work: Path) -> dict[str, Any]:
         "params": count_params(chosen, geometry),
         "params_full": count_params(full, geometry),
         "predicted_ms": deployment["predicted_ms"],
+        "predicted_ms_by_length": deployment.get("predicted_ms_by_length"),
         "budget": summary["budget"],
         "search": {
             "trials": summary["trials"],
@@ -225,9 +226,20 @@ def render(ctx: RunContext, f: dict, geometry: Any, has_validation: bool) -> str
             f"{v['runtime']} ({v['precision']}), {v['n']} sub-networks: median |error| {v['median_abs_pct']:.1f}%, "
             f"p95 {v['p95_abs_pct']:.1f}%, within ±10%: {v['within_10pct']:.0%}.",
             "",
+            *([f"**{v['warning']}.**", ""] if v.get("warning") else []),
             "![LUT validation](lut_validation.png)",
             "",
         ]
+    if f.get("predicted_ms_by_length"):
+        lines += [
+            "## Latency by sequence length (LUT)",
+            "",
+            "| tokens | chosen ms | full ms | speedup |",
+            "|---|---|---|---|",
+        ]
+        for length, ms in f["predicted_ms_by_length"].items():
+            lines.append(f"| {length} | {ms['chosen']:.3f} | {ms['full']:.3f} | {ms['full'] / ms['chosen']:.2f}× |")
+        lines.append("")
     parity = f["parity"]
     lines += ["## Parity", ""]
     if parity.get("supernet_vs_sliced_max_abs") is not None:

@@ -66,6 +66,7 @@ from eftnas_deploy.training.checkpoints import last_complete_checkpoint
 
 IMPORTANCE_FILE = "importance.safetensors"
 LUT_FILE = "lut.json"
+LENGTHS_FILE = "lut_lengths.json"  # a length-set lut.file, kept for the per-length figures of the report
 SPACE_FILE = "search_space.json"
 
 
@@ -227,6 +228,19 @@ def space(ctx: RunContext, work: Path) -> dict[str, Any]:
     return {"size": result.size(), "heads": [list(c) for c in result.heads], "ffn": [list(c) for c in result.ffn]}
 
 
+def _predicted_by_length(ctx: RunContext, chosen: SubnetConfig, full: SubnetConfig) -> dict[str, Any] | None:
+    """Predicted ms of the chosen and the full network at every length of a length-set LUT (None without one)."""
+    from latency_lut.lengths import LengthTables
+
+    path = ctx.stage_dir(LUT) / LENGTHS_FILE
+    if not path.is_file():
+        return None
+    tables = LengthTables.load(path)
+    return {
+        str(n): {"chosen": tables.predict_ms(chosen, n), "full": tables.predict_ms(full, n)} for n in tables.lengths
+    }
+
+
 def lut(ctx: RunContext, work: Path) -> dict[str, Any]:
     """Stage 4: a latency LUT measured on this CPU for the space's widths, or a target device's file, checked."""
     from eftnas_deploy.core.space import sample_across_cost
@@ -239,11 +253,15 @@ def lut(ctx: RunContext, work: Path) -> dict[str, Any]:
     config = AutoConfig.from_pretrained(str(source / "model"))
     geometry = ModelGeometry.from_config(config, ctx.task.model_task)
     search_space = SearchSpace.load(source / "search_space.json").validate(geometry)
-    timing = TimingSettings(cfg.warmup, cfg.repeats, cfg.min_time_s, cfg.stack)
+    timing = TimingSettings(cfg.warmup, cfg.repeats, cfg.min_time_s, cfg.stack, clock=cfg.clock)
     if cfg.file:
         from eftnas_deploy.app.pipeline.preflight import load_lut_file
+        from latency_lut.lengths import LengthTables, is_length_set
 
         table, origin = load_lut_file(ctx.config, geometry)
+        if is_length_set(cfg.file):  # the search uses the table at lut.seq_len; the report shows every length
+            LengthTables.load(cfg.file).save(work / LENGTHS_FILE)
+            origin["lengths"] = LengthTables.load(cfg.file).lengths
     elif cfg.measure:
         spec = RuntimeSpec(cfg.runtime, cfg.threads, cfg.precision or PRECISIONS[cfg.runtime][0])
         table = build_lut(
@@ -262,6 +280,9 @@ def lut(ctx: RunContext, work: Path) -> dict[str, Any]:
         write_json(work / "validation.json", report)
         plot_validation([report], work / "lut_validation.png")
         summary["validation_median_abs_pct"] = report["median_abs_pct"]
+        if report["warning"]:
+            summary["validation_warning"] = report["warning"]
+            print(f"warning: {report['warning']}", flush=True)
     return summary
 
 
@@ -507,6 +528,7 @@ def export(ctx: RunContext, work: Path) -> dict[str, Any]:
     deployment = {
         "subnet": chosen.to_dict(),
         "predicted_ms": {"chosen": predictor(chosen), "full": predictor(full)} if predictor else None,
+        "predicted_ms_by_length": _predicted_by_length(ctx, chosen, full),
         "lut": {"runtime": predictor.table.runtime, "precision": predictor.table.precision} if predictor else None,
         "threads": threads,
         "seq_len": seq_len,
