@@ -100,3 +100,30 @@ def test_layer_contracts_hold(tool):
     exe = Path(sys.executable).with_name(tool)
     result = subprocess.run([str(exe)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_cli_help_loads_no_torch_and_lists_every_command():
+    code = (
+        "import sys\n"
+        "from eftnas_deploy.app.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert all(f"    {name}" in result.stdout for name in ("demo", "run", "lut", "export", "benchmark"))
+
+
+def test_the_lazy_command_table_matches_the_command_modules():
+    import argparse
+
+    from eftnas_deploy.app.cli import ALL, COMMANDS, build_parser
+
+    def helps(parser: argparse.ArgumentParser) -> dict[str, str]:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return {choice.dest: choice.help for choice in action._choices_actions}
+
+    full = helps(build_parser(ALL))
+    assert full == {name: text for name, (_, text) in COMMANDS.items()}
+    assert helps(build_parser(None)) == full

@@ -33,11 +33,9 @@ class _DropMessages(logging.Filter):
 
 
 def _category(name: str) -> type[Warning]:
-    if name == "TracerWarning":
-        import torch
-
-        return torch.jit.TracerWarning
-    return {"UserWarning": UserWarning, "FutureWarning": FutureWarning}[name]
+    # torch.jit.TracerWarning is matched as any Warning (its message and module regexes keep the filter narrow),
+    # so installing the filters does not import torch (`eftnas-deploy --help` stays fast).
+    return {"UserWarning": UserWarning, "FutureWarning": FutureWarning, "TracerWarning": Warning}[name]
 
 
 def quiet_third_party() -> None:
