@@ -12,7 +12,8 @@ from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.families.models import model_input_names
 from eftnas_deploy.supernet.elastic import SuperNetwork
-from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of
+from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of, representation_of
+from eftnas_deploy.training.rkd import rkd_loss
 from eftnas_deploy.training.sampling import DISTILL_SOURCES, SubnetSampler
 
 
@@ -25,6 +26,8 @@ class SuperNetTrainer(Trainer):
     says whom the "student" sub-networks of the kd/full strategies follow: "teacher" (every
     sub-network distils from the external teacher; the default when one is given) or "largest"
     (in-place distillation from the largest sub-network's detached outputs, as without a teacher).
+    `kd.rkd_weight` > 0 adds that weight times the relational KD loss (`training.rkd`) between the last
+    layer's [CLS] vectors of the sub-network and of whom it distils from.
     Logging, checkpoints, resume, mixed precision and torchrun come from `Trainer`.
     """
 
@@ -65,6 +68,8 @@ class SuperNetTrainer(Trainer):
         self._role = "task"
         self._teacher_logits: tuple[torch.Tensor, ...] | None = None
         self._inplace_logits: tuple[torch.Tensor, ...] | None = None
+        self._teacher_repr: torch.Tensor | None = None
+        self._inplace_repr: torch.Tensor | None = None
         self._micro = (-1, 0)
 
     def _next_micro(self) -> int:
@@ -78,7 +83,7 @@ class SuperNetTrainer(Trainer):
     ) -> torch.Tensor:
         plan = self.sampler.plan(self.state.global_step, self.state.max_steps, self._next_micro())
         self._teacher_logits = self._external_teacher_logits(inputs)
-        self._inplace_logits = None
+        self._inplace_logits = self._inplace_repr = None
         total = None
         try:
             for role, subnet in plan:
@@ -90,6 +95,7 @@ class SuperNetTrainer(Trainer):
             self.supernet.reset()
             self._role = "task"
             self._teacher_logits = self._inplace_logits = None
+            self._teacher_repr = self._inplace_repr = None
         return total
 
     @torch.no_grad()
@@ -98,7 +104,10 @@ class SuperNetTrainer(Trainer):
             return None
         prepared = self._prepare_inputs(inputs)
         names = model_input_names(self.teacher)
-        return logits_of(self.teacher(**{k: v for k, v in prepared.items() if k in names}))
+        inputs = {k: v for k, v in prepared.items() if k in names}
+        outputs = self.teacher(**inputs, **({"output_hidden_states": True} if self.kd.rkd_weight else {}))
+        self._teacher_repr = representation_of(outputs)
+        return logits_of(outputs)
 
     def compute_loss(
         self,
@@ -107,16 +116,26 @@ class SuperNetTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | None = None,
     ):
-        outputs = model(**inputs)
+        rkd = bool(self.kd.rkd_weight) and model.training
+        outputs = model(**inputs, **({"output_hidden_states": True} if rkd else {}))
         if outputs.loss is None:
             raise EftnasError("labels: the training batch has no labels (or start/end positions)")
         loss = outputs.loss
         if model.training:
             student = logits_of(outputs)
+            target = None
             if self._role == "student" and self.distill_from == "largest" and self._inplace_logits is not None:
                 loss = kd_loss(loss, student, self._inplace_logits, self.kd, self.regression)
+                target = self._inplace_repr
             elif self._teacher_logits is not None:
                 loss = kd_loss(loss, student, self._teacher_logits, self.kd, self.regression)
+                target = self._teacher_repr
+            if rkd and target is not None:
+                kd = self.kd
+                loss = loss + kd.rkd_weight * rkd_loss(
+                    representation_of(outputs), target, kd.rkd_distance_weight, kd.rkd_angle_weight
+                )
             if self._role == "teacher":
                 self._inplace_logits = tuple(t.detach() for t in student)
+                self._inplace_repr = representation_of(outputs).detach() if rkd else None
         return (loss, outputs) if return_outputs else loss

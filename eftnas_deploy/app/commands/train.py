@@ -58,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     supernet.add_argument("--kd-temperature", type=float, default=config_default(KDConfig, "temperature"))
     supernet.add_argument("--kd-task-weight", type=float, default=config_default(KDConfig, "task_weight"))
     supernet.add_argument("--kd-distill-weight", type=float, default=config_default(KDConfig, "distill_weight"))
+    add_config_flag(
+        supernet, SupernetConfig, "rkd_weight", help="relational KD on the [CLS] vector, added with this weight"
+    )
     add_config_flag(supernet, SupernetConfig, "save_steps", help="checkpoint every N steps (0: none)")
     supernet.add_argument(
         "--resume", action="store_true", help=f"resume from the last checkpoint in <out>{PARTIAL_SUFFIX}"
@@ -144,7 +147,7 @@ def run_supernet(args: argparse.Namespace) -> int:
         check_output_dir(out, args.overwrite)
     cfg = config_from_args(SupernetConfig, args, external_teacher_kd=bool(args.teacher))
     data_cfg = _data_config(args)
-    kd = KDConfig(args.kd_temperature, args.kd_task_weight, args.kd_distill_weight)
+    kd = KDConfig(args.kd_temperature, args.kd_task_weight, args.kd_distill_weight, rkd_weight=cfg.rkd_weight)
     task, data = _train_rows(args)
     tokenizer = _tokenizer(args)
     if work.exists() and not args.resume:

@@ -1,0 +1,198 @@
+"""ELM options: streaming PCA of FFN activations, CKA between heads, CKA head order, relational KD."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.subnet import SubnetConfig
+from eftnas_deploy.families.models import encoder_layers
+from eftnas_deploy.importance.activations import (
+    Moments,
+    cka_from_covariance,
+    components_for,
+    ffn_moments,
+    ffn_pca_components,
+    head_cka,
+    head_moments,
+    linear_cka,
+)
+from eftnas_deploy.importance.head_order import cka_order, combined_order, head_orders
+from eftnas_deploy.importance.scores import magnitude_importance, reorder_by_importance
+from eftnas_deploy.space.generate import evenly_spaced_targets, generate_search_space
+from eftnas_deploy.space.pca import pca_ffn_scores
+from eftnas_deploy.training.rkd import rkd_angle, rkd_distance, rkd_loss
+from tests.conftest import outputs_of, random_inputs, tiny_model
+
+
+def _batches(count: int = 3) -> list[dict[str, torch.Tensor]]:
+    return [random_inputs(batch=3, seq=12, seed=s) for s in range(count)]
+
+
+def _collect(model, batches, path_of, pre: bool) -> list[torch.Tensor]:
+    """Every layer's activations at the hooked module, all non-padding tokens stacked (the direct way)."""
+    from eftnas_deploy.families.models import family_of, get_submodule
+
+    rows: list[list[torch.Tensor]] = [[] for _ in encoder_layers(model)]
+    mask = {}
+    handles = []
+    for i, layer in enumerate(encoder_layers(model)):
+        module = get_submodule(layer, path_of(family_of(model)))
+
+        def record(x, i=i):
+            rows[i].append(x[mask["m"].bool()].double())
+
+        if pre:
+            handles.append(module.register_forward_pre_hook(lambda _m, a, r=record: r(a[0])))
+        else:
+            handles.append(module.register_forward_hook(lambda _m, _a, o, r=record: r(o)))
+    with torch.no_grad():
+        for batch in batches:
+            mask["m"] = batch["attention_mask"]
+            model(**batch)
+    for h in handles:
+        h.remove()
+    return [torch.cat(r) for r in rows]
+
+
+def test_streaming_moments_equal_the_full_covariance():
+    x = torch.randn(50, 6, dtype=torch.float64) * torch.arange(1, 7) + 3
+    m = Moments()
+    for chunk in x.split(7):
+        m.add(chunk)
+    assert torch.allclose(m.covariance(), torch.cov(x.T), atol=1e-10)
+
+
+def test_streaming_pca_over_batches_equals_the_direct_computation():
+    model = tiny_model()
+    batches = _batches()
+    direct = _collect(model, batches, lambda f: f.ffn.activation, pre=False)
+    streamed = ffn_moments(model, batches)
+    for x, m in zip(direct, streamed):
+        assert m.count == x.shape[0]
+        assert torch.allclose(m.covariance(), torch.cov(x.T), atol=1e-8)
+        eig = torch.linalg.eigvalsh(torch.cov(x.T)).flip(0)
+        ratio = eig.cumsum(0) / eig.sum()
+        for fraction in (0.5, 0.9, 0.99):
+            expected = int((ratio < fraction).sum()) + 1
+            assert components_for(m.covariance(), fraction) == expected
+    counts = ffn_pca_components(model, batches, 0.9)
+    assert len(counts) == 3 and all(1 <= k <= 128 for k in counts)
+    assert ffn_pca_components(model, batches, 0.5) <= ffn_pca_components(model, batches, 0.99)
+
+
+def test_components_for_a_known_spectrum():
+    cov = torch.diag(torch.tensor([4.0, 3.0, 2.0, 1.0], dtype=torch.float64))
+    assert [components_for(cov, f) for f in (0.4, 0.41, 0.7, 0.9, 1.0)] == [1, 2, 2, 3, 4]
+    with pytest.raises(EftnasError):
+        components_for(cov, 0.0)
+
+
+def test_linear_cka_identity_orthogonal_and_scale_invariance():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 5, generator=g, dtype=torch.float64)
+    y = x @ torch.randn(5, 3, generator=g, dtype=torch.float64) + 0.3 * torch.randn(40, 3, generator=g).double()
+    q, _ = torch.linalg.qr(torch.randn(5, 5, generator=g, dtype=torch.float64))
+    assert linear_cka(x, x) == pytest.approx(1.0)
+    assert linear_cka(x @ q, y) == pytest.approx(linear_cka(x, y))
+    assert linear_cka(7.5 * x, y) == pytest.approx(linear_cka(x, y))
+    assert 0 < linear_cka(x, torch.randn(40, 4, generator=g, dtype=torch.float64)) < linear_cka(x, y) < 1
+
+
+def test_streaming_head_cka_equals_the_direct_computation():
+    model = tiny_model()
+    batches = _batches()
+    direct = _collect(model, batches, lambda f: f.attention.output, pre=True)
+    cka = head_cka(model, batches)
+    assert cka.shape == (3, 4, 4)
+    for layer, x in enumerate(direct):
+        heads = x.split(16, dim=1)
+        for i in range(4):
+            for j in range(4):
+                assert cka[layer, i, j].item() == pytest.approx(linear_cka(heads[i], heads[j]), rel=1e-6)
+        assert torch.allclose(cka[layer].diagonal(), torch.ones(4, dtype=torch.float64))
+    joint = head_moments(model, batches)[0].covariance()
+    assert torch.allclose(cka_from_covariance(joint, 4), cka[0])
+
+
+def test_cka_order_starts_with_the_most_important_head_and_skips_redundant_ones():
+    # heads 0 and 1 are near copies; 2 is unlike both; 3 is somewhat like 0
+    cka = torch.tensor(
+        [[1.0, 0.95, 0.1, 0.6], [0.95, 1.0, 0.1, 0.5], [0.1, 0.1, 1.0, 0.2], [0.6, 0.5, 0.2, 1.0]]
+    )
+    importance = torch.tensor([3.0, 4.0, 1.0, 2.0])
+    assert cka_order(cka, importance) == [1, 2, 3, 0]
+    # importance ranks 1,0,3,2 (0..3); CKA ranks 1,2,3,0 -> sums: 1:0, 0:1+3, 3:2+2, 2:3+1 -> ties by importance
+    assert combined_order(cka, importance) == [1, 0, 3, 2]
+    assert head_orders("importance", importance[None]) == [[1, 0, 3, 2]]
+    with pytest.raises(EftnasError, match="CKA"):
+        head_orders("cka", importance[None])
+
+
+def test_reorder_with_cka_head_order_keeps_the_function_and_sorted_scores():
+    model = tiny_model()
+    inputs = random_inputs()
+    before = outputs_of(model, inputs)
+    scores = magnitude_importance(model)
+    orders = head_orders("cka", scores.heads, head_cka(model, _batches()))
+    reordered = reorder_by_importance(model, scores, orders)
+    assert torch.allclose(outputs_of(model, inputs), before, atol=1e-5)
+    assert reordered.is_sorted()
+    assert reordered.metadata["head_orders"] == orders
+    reordered.check_model(model)
+
+
+def test_pca_scores_make_ffn_widths_follow_the_component_counts():
+    model = tiny_model(intermediate_size=128)
+    scores = reorder_by_importance(model, magnitude_importance(model))
+    pca = pca_ffn_scores(scores, [16, 64, 32])
+    assert pca.is_sorted() and torch.equal(pca.heads, scores.heads)
+    g = scores.geometry
+    from eftnas_deploy.metrics import count_macs
+
+    full = count_macs(SubnetConfig.full(g), g, seq_len=32)
+    space = generate_search_space(
+        pca, evenly_spaced_targets(0.4 * full, 0.8 * full, 3), tolerance=0.1, ffn_multiple=8, seq_len=32
+    )
+    for target in space.metadata["targets"]:
+        ffn = target["subnet"]["ffn"]
+        assert ffn[1] >= ffn[2] >= ffn[0]  # wider where more components are needed
+    with pytest.raises(EftnasError):
+        pca_ffn_scores(scores, [0, 1, 2])
+
+
+def test_rkd_is_zero_for_identical_and_scaled_representations_and_positive_otherwise():
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(8, 16, generator=g)
+    assert rkd_distance(t, t).item() == pytest.approx(0.0, abs=1e-7)
+    assert rkd_angle(t, t).item() == pytest.approx(0.0, abs=1e-7)
+    assert rkd_loss(3.0 * t, t).item() == pytest.approx(0.0, abs=1e-6)  # distances normalised by their mean
+    other = torch.randn(8, 16, generator=g)
+    assert rkd_distance(other, t) > 0 and rkd_angle(other, t) > 0
+    s = other.clone().requires_grad_(True)
+    rkd_loss(s, t).backward()
+    assert s.grad.abs().sum() > 0
+
+
+def test_rkd_matches_a_direct_triplet_loop():
+    g = torch.Generator().manual_seed(1)
+    s, t = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+
+    def angles(x):
+        out = []
+        for i in range(5):
+            for j in range(5):
+                for k in range(5):
+                    a, b = x[i] - x[j], x[k] - x[j]
+                    na, nb = a.norm(), b.norm()
+                    out.append(0.0 if na == 0 or nb == 0 else float(a @ b / (na * nb)))
+        return torch.tensor(out)
+
+    def distances(x):
+        d = torch.tensor([float((x[i] - x[j]).norm()) for i in range(5) for j in range(5) if i != j])
+        return d / d.mean()
+
+    huber = torch.nn.functional.smooth_l1_loss
+    assert rkd_angle(s, t).item() == pytest.approx(huber(angles(s), angles(t)).item(), rel=1e-5)
+    assert rkd_distance(s, t).item() == pytest.approx(huber(distances(s), distances(t)).item(), rel=1e-5)
