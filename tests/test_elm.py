@@ -118,9 +118,7 @@ def test_streaming_head_cka_equals_the_direct_computation():
 
 def test_cka_order_starts_with_the_most_important_head_and_skips_redundant_ones():
     # heads 0 and 1 are near copies; 2 is unlike both; 3 is somewhat like 0
-    cka = torch.tensor(
-        [[1.0, 0.95, 0.1, 0.6], [0.95, 1.0, 0.1, 0.5], [0.1, 0.1, 1.0, 0.2], [0.6, 0.5, 0.2, 1.0]]
-    )
+    cka = torch.tensor([[1.0, 0.95, 0.1, 0.6], [0.95, 1.0, 0.1, 0.5], [0.1, 0.1, 1.0, 0.2], [0.6, 0.5, 0.2, 1.0]])
     importance = torch.tensor([3.0, 4.0, 1.0, 2.0])
     assert cka_order(cka, importance) == [1, 2, 3, 0]
     # importance ranks 1,0,3,2 (0..3); CKA ranks 1,2,3,0 -> sums: 1:0, 0:1+3, 3:2+2, 2:3+1 -> ties by importance
@@ -196,3 +194,107 @@ def test_rkd_matches_a_direct_triplet_loop():
     huber = torch.nn.functional.smooth_l1_loss
     assert rkd_angle(s, t).item() == pytest.approx(huber(angles(s), angles(t)).item(), rel=1e-5)
     assert rkd_distance(s, t).item() == pytest.approx(huber(distances(s), distances(t)).item(), rel=1e-5)
+
+
+def _rkd_trainer(tmp_path, rkd_weight: float, teacher, strategy: str = "standard", distill_from: str = "teacher"):
+    from eftnas_deploy.training import KDConfig, SuperNetTrainer, collator_for, training_arguments
+    from tests.training_utils import small_space, sst2_split, tiny_supernet, tokenizer
+
+    net = tiny_supernet(hidden_size=32, intermediate_size=64)
+    split = sst2_split(rows=24, max_length=16)
+    args = training_arguments(
+        tmp_path, max_steps=2, per_device_train_batch_size=8, logging_steps=1000, disable_tqdm=True, seed=0
+    )
+    trainer = SuperNetTrainer(
+        supernet=net, search_space=small_space(net), strategy=strategy, teacher=teacher,
+        kd=KDConfig(rkd_weight=rkd_weight), distill_from=distill_from, args=args,
+        train_dataset=split.features, data_collator=collator_for(split, tokenizer()),
+    )  # fmt: skip
+    batch = collator_for(split, tokenizer())([split.features[i] for i in range(8)])
+    return trainer, {k: v for k, v in batch.items()}
+
+
+def test_rkd_weight_adds_exactly_the_relational_term_and_zero_changes_nothing(tmp_path):
+    from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of
+    from tests.conftest import tiny_model as build
+
+    teacher = build("bert", vocab_size=30522, max_position_embeddings=128, hidden_size=32, intermediate_size=64)
+    losses = {}
+    for weight in (0.0, 0.5):
+        trainer, batch = _rkd_trainer(tmp_path / str(weight), weight, teacher)
+        model = trainer.model.eval()
+        model.training = True  # compute_loss distils only in training; dropout (its children) stays off
+        trainer._teacher_logits = trainer._external_teacher_logits(batch)
+        assert (trainer._teacher_repr is None) == (weight == 0)  # no hidden states requested by default
+        losses[weight] = trainer.compute_loss(model, batch).item()
+        model.eval()
+        with torch.no_grad():
+            s_out = model(**batch, output_hidden_states=True)
+            t_out = teacher(**{k: v for k, v in batch.items() if k != "labels"}, output_hidden_states=True)
+    assert KDConfig(rkd_weight=0.0) == KDConfig()
+    base = kd_loss(s_out.loss, logits_of(s_out), logits_of(t_out), KDConfig()).item()  # today's 0.1 task + 0.9 KD
+    relational = rkd_loss(s_out.hidden_states[-1][:, 0], t_out.hidden_states[-1][:, 0]).item()
+    assert losses[0.0] == pytest.approx(base, rel=1e-5)
+    assert losses[0.5] == pytest.approx(base + 0.5 * relational, rel=1e-5)
+    assert relational > 0
+
+
+@pytest.mark.parametrize("strategy,distill_from", [("sandwich", "largest"), ("full", "teacher")])
+def test_supernet_training_with_rkd_runs_and_updates_weights(tmp_path, strategy, distill_from):
+    from tests.conftest import tiny_model as build
+
+    teacher = build("bert", vocab_size=30522, max_position_embeddings=128, hidden_size=32, intermediate_size=64)
+    trainer, _ = _rkd_trainer(tmp_path, 1.0, teacher, strategy=strategy, distill_from=distill_from)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    result = trainer.train()
+    assert torch.isfinite(torch.tensor(result.training_loss))
+    assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+
+def test_elm_config_keys_are_validated_and_default_to_todays_behaviour():
+    from eftnas_deploy.app.pipeline.config import SpaceConfig, SupernetConfig, load_config
+
+    assert (SpaceConfig().ffn_bounds, SpaceConfig().head_order, SupernetConfig().rkd_weight) == (
+        "importance", "importance", 0.0,
+    )  # fmt: skip
+    assert not SpaceConfig().needs_calibration
+    bad = {
+        "model": {"name": "x"},
+        "space": {"ffn_bounds": "svd", "head_order": "random", "pca_variance": 1.5, "calibration_batches": 0},
+        "supernet": {"rkd_weight": -1},
+    }
+    with pytest.raises(EftnasError) as err:
+        load_config(None, bad)
+    for key in ("ffn_bounds", "head_order", "pca_variance", "calibration_batches", "rkd_weight"):
+        assert key in str(err.value)
+    with pytest.raises(EftnasError, match="pca bounds need kind"):
+        load_config(None, {"model": {"name": "x"}, "space": {"ffn_bounds": "pca", "kind": "medium"}})
+
+
+def test_tiny_pipeline_with_pca_bounds_cka_heads_and_rkd(tmp_path):
+    from eftnas_deploy.app.commands.demo import DATA_DIR, demo_config, write_task
+    from eftnas_deploy.app.pipeline.config import PipelineConfig
+    from eftnas_deploy.app.pipeline.runner import read_state, run_pipeline
+    from eftnas_deploy.core.io import read_json
+
+    run_dir = tmp_path / "run"
+    write_task(run_dir / DATA_DIR, 600, 100, seed=0)
+    config = demo_config(run_dir, "tiny", 0)
+    config["teacher"]["epochs"] = 2.0
+    config["space"] |= {"ffn_bounds": "pca", "head_order": "cka+importance", "calibration_batches": 4}
+    config["supernet"] |= {"rkd_weight": 0.5, "epochs": 0.5}
+    config["lut"] = {"measure": False}
+    config["search"] = {"objective": "macs", "evals": 10, "max_macs": None}
+    config["finetune"] = {"enabled": False}
+    config["export"] = {"formats": ["pytorch"], "benchmark_repeats": 2}
+    run_pipeline(PipelineConfig.from_dict(config), run_dir, keep=(DATA_DIR,))
+    space = read_json(run_dir / "03_space" / "search_space.json")
+    elm = space["metadata"]["elm"]
+    assert elm["bounds"] == {"heads": "importance-threshold", "ffn": "pca-threshold"}
+    assert elm["head_order"] == "cka+importance" and len(elm["pca_components"]) == 2
+    assert read_state(run_dir)["stages"]["03_space"]["outputs"]["bounds"]["ffn"] == "pca-threshold"
+    supernet = read_json(run_dir / "05_supernet" / "supernet.json")
+    assert supernet["training"]["kd"]["rkd_weight"] == 0.5
+    report = read_json(run_dir / "report.json")
+    assert report["space_methods"]["bounds"]["ffn"] == "pca-threshold"
+    assert "FFN by pca-threshold" in (run_dir / "report.md").read_text()

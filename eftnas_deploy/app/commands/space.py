@@ -69,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flag(elm, DataConfig, "train_file", "--train-file", help="local training file (none: the hub)")
     add_config_flag(elm, DataConfig, "columns", help="column mapping, e.g. 'sentence=text,label=target'")
     add_config_flag(elm, DataConfig, "max_length")
+    add_config_flag(elm, DataConfig, "max_train_rows", help="subsample the training rows (seeded)")
     add_config_flag(elm, ImportanceConfig, "batch_size", help="calibration batch size")
     elm.add_argument("--teacher", help="model whose FFN activations PCA reads (default: --model)")
     s.add_argument("--seed", type=int, default=0)
@@ -138,10 +139,11 @@ def _calibration(cfg: SpaceConfig, args: argparse.Namespace) -> list[dict]:
 
     from eftnas_deploy.app.pipeline.stages import calibration_batches
     from eftnas_deploy.data import get_task, load_split, prepare_split
-    from eftnas_deploy.data.loading import parse_columns
+    from eftnas_deploy.data.loading import parse_columns, subsample_rows
 
     task = get_task(args.task)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     data = load_split(task, args.train_file, columns=parse_columns(args.columns))
+    data = subsample_rows(data, args.max_train_rows, args.seed)
     split = prepare_split(task, data, tokenizer, args.max_length, train=True)
     return calibration_batches(split, tokenizer, cfg.calibration_batches, args.batch_size, args.seed)
