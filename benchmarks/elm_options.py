@@ -139,18 +139,19 @@ def plot(path: Path, result: dict) -> None:
     fig, axes = plt.subplots(1, len(FRACTIONS), figsize=(10, 4), dpi=110, sharey=True)
     summary = result["summary"]
     variants = list(summary)
+    teacher = 100 * result["teacher_dev"]
+    lows = [100 * summary[v][f]["min"] for v in variants for f in map(str, FRACTIONS)]
+    highs = [100 * summary[v][f]["max"] for v in variants for f in map(str, FRACTIONS)]
     for ax, fraction in zip(axes, map(str, FRACTIONS)):
         means = [100 * summary[v][fraction]["mean"] for v in variants]
         ax.bar(range(len(variants)), means, color=["#888888"] + ["#2a9d55"] * (len(variants) - 1))
         for x, v in enumerate(variants):
             ax.vlines(x, 100 * summary[v][fraction]["min"], 100 * summary[v][fraction]["max"], color="k", lw=1.5)
-        ax.axhline(
-            100 * result["teacher_dev"], ls="--", c="tab:red", label=f"teacher {100 * result['teacher_dev']:.1f}"
-        )
+        ax.axhline(teacher, ls="--", c="tab:red", label=f"teacher (first seed) {teacher:.1f}")
         ax.set_xticks(range(len(variants)), variants)
         ax.set_title(f"{float(fraction):.0%} of the teacher's MACs")
-        ax.set_ylim(max(0.0, min(means) - 5), max([*means, 100 * result["teacher_dev"]]) + 1.5)
         ax.legend(loc="lower left", fontsize=8)
+    axes[0].set_ylim(max(0.0, min([*lows, teacher]) - 5), max([*highs, teacher]) + 1.5)  # shared by both panels
     axes[0].set_ylabel(f"dev {result['metric']} (%), mean and range over seeds")
     fig.suptitle(f"ELM options, all-MiniLM-L6-v2 on {result['task']}{' (quick smoke run)' if result['quick'] else ''}")
     fig.tight_layout()
