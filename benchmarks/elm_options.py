@@ -9,6 +9,7 @@ all-MiniLM-L6-v2 on SST-2 from ../shared/data, with the same pipeline and comput
   cka       space.head_order=cka (heads ordered most-dissimilar-first by linear CKA before the reorder)
   rkd       supernet.rkd_weight=0.5 (relational KD on the [CLS] vector on top of the logit KD)
   all       the three together
+  pca-growth  (only with --variants) pca plus supernet.growth=pca (FFN blocks widened in stages during training)
 
 Per seed, the teacher and importance stages are shared by every variant and stages 1-5 by the two budgets
 (as in real_checkpoint.py); only the pick's PyTorch dev score is compared (export: pytorch only).
@@ -52,7 +53,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "cka": {"space.head_order": "cka"},
     "rkd": {"supernet.rkd_weight": RKD_WEIGHT},
     "all": {"space.ffn_bounds": "pca", "space.head_order": "cka", "supernet.rkd_weight": RKD_WEIGHT},
+    # not run by default: PCA bounds with progressive growth of the FFN blocks during super-network training
+    "pca-growth": {"space.ffn_bounds": "pca", "supernet.growth": "pca"},
 }
+DEFAULT_VARIANTS = ("default", "pca", "cka", "rkd", "all")
 
 
 def variant_config(args, spec: dict, variant: str, fraction: float, full_macs: float, steps: int, seed: int):
@@ -167,7 +171,7 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, default=100)
     parser.add_argument("--search-evals", type=int, default=120)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(DEFAULT_VARIANTS))
     parser.add_argument("--quick", action="store_true", help="small data and steps: a smoke run of the same code")
     parser.add_argument("--work", type=Path, default=None, help="run dirs (default: runs/bench_elm_<task>)")
     parser.add_argument("--keep", action="store_true", help="reuse finished pipeline stages in --work")
@@ -196,7 +200,8 @@ def main() -> None:
             for fraction, run_dir in dirs.items():
                 picks[variant][str(fraction)][str(seed)] = pick_summary(run_dir, geometry, full_macs)
     first = picks["default"][str(FRACTIONS[0])][str(args.seeds[0])]
-    name = f"elm_options_{args.task}{'_quick' if args.quick else ''}"
+    extra = "" if tuple(args.variants) == DEFAULT_VARIANTS else "_" + "-".join(args.variants)
+    name = f"elm_options_{args.task}{extra}{'_quick' if args.quick else ''}"
     result = {
         "task": args.task,
         "metric": task.metric,

@@ -257,6 +257,7 @@ def test_elm_config_keys_are_validated_and_default_to_todays_behaviour():
     assert (SpaceConfig().ffn_bounds, SpaceConfig().head_order, SupernetConfig().rkd_weight) == (
         "importance", "importance", 0.0,
     )  # fmt: skip
+    assert SupernetConfig().growth == "none"
     assert not SpaceConfig().needs_calibration
     bad = {
         "model": {"name": "x"},
@@ -267,6 +268,8 @@ def test_elm_config_keys_are_validated_and_default_to_todays_behaviour():
         load_config(None, bad)
     for key in ("ffn_bounds", "head_order", "pca_variance", "calibration_batches", "rkd_weight"):
         assert key in str(err.value)
+    with pytest.raises(EftnasError, match=r"supernet\.growth"):
+        load_config(None, {"model": {"name": "x"}, "supernet": {"growth": "pca"}})
     with pytest.raises(EftnasError, match="pca bounds need kind"):
         load_config(None, {"model": {"name": "x"}, "space": {"ffn_bounds": "pca", "kind": "medium"}})
 
@@ -282,7 +285,7 @@ def test_tiny_pipeline_with_pca_bounds_cka_heads_and_rkd(tmp_path):
     config = demo_config(run_dir, "tiny", 0)
     config["teacher"]["epochs"] = 2.0
     config["space"] |= {"ffn_bounds": "pca", "head_order": "cka+importance", "calibration_batches": 4}
-    config["supernet"] |= {"rkd_weight": 0.5, "epochs": 0.5}
+    config["supernet"] |= {"rkd_weight": 0.5, "epochs": 0.5, "growth": "pca", "growth_stages": 2}
     config["lut"] = {"measure": False}
     config["search"] = {"objective": "macs", "evals": 10, "max_macs": None}
     config["finetune"] = {"enabled": False}
@@ -294,7 +297,57 @@ def test_tiny_pipeline_with_pca_bounds_cka_heads_and_rkd(tmp_path):
     assert elm["head_order"] == "cka+importance" and len(elm["pca_components"]) == 2
     assert read_state(run_dir)["stages"]["03_space"]["outputs"]["bounds"]["ffn"] == "pca-threshold"
     supernet = read_json(run_dir / "05_supernet" / "supernet.json")
-    assert supernet["training"]["kd"]["rkd_weight"] == 0.5
+    assert supernet["training"]["kd"]["rkd_weight"] == 0.5 and supernet["training"]["growth"] == "pca"
     report = read_json(run_dir / "report.json")
     assert report["space_methods"]["bounds"]["ffn"] == "pca-threshold"
     assert "FFN by pca-threshold" in (run_dir / "report.md").read_text()
+
+
+def test_progressive_growth_widens_top_pca_layers_first_and_ends_with_the_whole_space():
+    from eftnas_deploy.core.space import SearchSpace
+    from eftnas_deploy.training.growth import grown_layers, growth_space, pca_growth_ranking
+    from eftnas_deploy.training.sampling import SubnetSampler
+
+    space = SearchSpace(
+        heads=[(4, 2), (4, 2), (4, 1)], ffn=[(128, 64, 32), (128, 96, 0), (128, 48)],
+        metadata={"elm": {"pca_components": [20, 90, 50]}},
+    )  # fmt: skip
+    ranking = pca_growth_ranking(space)
+    assert ranking == (1, 2, 0)
+    assert [grown_layers(s, 30, 3, 3) for s in (0, 9, 10, 19, 20, 29, 30)] == [1, 1, 2, 2, 3, 3, 3]
+    early = growth_space(space, ranking, 1)
+    assert early.ffn == ((32,), (128, 96, 0), (48,)) and early.heads == space.heads
+    assert growth_space(space, ranking, 3).ffn == space.ffn
+    sampler = SubnetSampler(space, "sandwich", 2, seed=0, growth=ranking, growth_stages=3)
+    for step in range(0, 10):
+        for _, subnet in sampler.plan(step, 30):
+            assert subnet.ffn[0] == 32 and subnet.ffn[2] == 48
+    assert list(sampler.plan(29, 30)[0][1].ffn) == [128, 128, 128]
+    with pytest.raises(EftnasError, match="ffn_bounds: pca"):
+        pca_growth_ranking(SearchSpace(heads=space.heads, ffn=space.ffn))
+    with pytest.raises(EftnasError, match="ranking"):
+        SubnetSampler(space, growth=(0, 1), growth_stages=2)
+
+
+def test_supernet_training_with_pca_growth(tmp_path):
+    from eftnas_deploy.core.space import SearchSpace
+    from eftnas_deploy.training import SuperNetTrainer, collator_for, training_arguments
+    from tests.training_utils import small_space, sst2_split, tiny_supernet, tokenizer
+
+    net = tiny_supernet(hidden_size=32, intermediate_size=64)
+    base = small_space(net)
+    space = SearchSpace(heads=base.heads, ffn=base.ffn, metadata={"elm": {"pca_components": [10, 40]}})
+    split = sst2_split(rows=24, max_length=16)
+    args = training_arguments(tmp_path, max_steps=4, per_device_train_batch_size=8, disable_tqdm=True)
+    trainer = SuperNetTrainer(
+        supernet=net, search_space=space, strategy="sandwich", growth="pca", growth_stages=2, args=args,
+        train_dataset=split.features, data_collator=collator_for(split, tokenizer()),
+    )  # fmt: skip
+    assert trainer.sampler.growth == (1, 0)
+    seen = []
+    original = net.set_subnet
+    net.set_subnet = lambda s: (seen.append(list(s.ffn)), original(s))[1]
+    trainer.train()
+    trained = seen[: len(seen) // 2]  # the first half of the steps: layer 0 held at its narrowest width
+    narrow = min(c for c in space.ffn[0] if c > 0)
+    assert all(f[0] <= narrow for f in trained if f != [64, 64]) and any(f[1] == 64 for f in trained)

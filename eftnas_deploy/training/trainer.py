@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.families.models import model_input_names
 from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of, representation_of
+from eftnas_deploy.training.growth import GROWTH, pca_growth_ranking
 from eftnas_deploy.training.rkd import rkd_loss
 from eftnas_deploy.training.sampling import DISTILL_SOURCES, SubnetSampler
 
@@ -27,7 +29,8 @@ class SuperNetTrainer(Trainer):
     sub-network distils from the external teacher; the default when one is given) or "largest"
     (in-place distillation from the largest sub-network's detached outputs, as without a teacher).
     `kd.rkd_weight` > 0 adds that weight times the relational KD loss (`training.rkd`) between the last
-    layer's [CLS] vectors of the sub-network and of whom it distils from.
+    layer's [CLS] vectors of the sub-network and of whom it distils from. `growth="pca"` widens the FFN
+    blocks progressively, most PCA components first, in `growth_stages` stages (0: one per epoch).
     Logging, checkpoints, resume, mixed precision and torchrun come from `Trainer`.
     """
 
@@ -42,6 +45,8 @@ class SuperNetTrainer(Trainer):
         kd: KDConfig | None = None,
         sampling_seed: int | None = None,
         distill_from: str = "teacher",
+        growth: str = "none",
+        growth_stages: int = 0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("model", supernet.model)
@@ -52,9 +57,14 @@ class SuperNetTrainer(Trainer):
         super().__init__(*args, **kwargs)
         search_space.validate(supernet.geometry)
         self.supernet = supernet
+        if growth not in GROWTH:
+            raise EftnasError(f"growth: {growth!r} is not one of {GROWTH}")
+        ranking = pca_growth_ranking(search_space) if growth == "pca" else ()
+        stages = growth_stages or max(1, math.ceil(self.args.num_train_epochs))
         self.sampler = SubnetSampler(
-            search_space, strategy, num_random, self.args.seed if sampling_seed is None else sampling_seed
-        )
+            search_space, strategy, num_random, self.args.seed if sampling_seed is None else sampling_seed,
+            growth=ranking, growth_stages=stages,
+        )  # fmt: skip
         self.kd = kd or KDConfig()
         self.teacher = teacher
         self.distill_from = distill_from if teacher is not None else "largest"

@@ -19,6 +19,7 @@ from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.family import family_names
 from eftnas_deploy.core.io import atomic_output_dir, check_output_dir, write_json
 from eftnas_deploy.training import DISTILL_SOURCES, STRATEGIES, KDConfig
+from eftnas_deploy.training.growth import GROWTH
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -61,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flag(
         supernet, SupernetConfig, "rkd_weight", help="relational KD on the [CLS] vector, added with this weight"
     )
+    add_config_flag(supernet, SupernetConfig, "growth", choices=GROWTH, help="progressive FFN growth (ELM)")
+    add_config_flag(supernet, SupernetConfig, "growth_stages", help="growth stages (0: one per epoch)")
     add_config_flag(supernet, SupernetConfig, "save_steps", help="checkpoint every N steps (0: none)")
     supernet.add_argument(
         "--resume", action="store_true", help=f"resume from the last checkpoint in <out>{PARTIAL_SUFFIX}"

@@ -20,6 +20,7 @@ from eftnas_deploy.core.family import family_names
 from eftnas_deploy.importance.head_order import HEAD_ORDERS
 from eftnas_deploy.search.searcher import ALGORITHMS
 from eftnas_deploy.space.kinds import SPACE_KINDS
+from eftnas_deploy.training.growth import GROWTH
 from eftnas_deploy.training.sampling import DISTILL_SOURCES, STRATEGIES
 from exporters.bundle import FORMATS
 
@@ -204,10 +205,14 @@ class SupernetConfig:
     save_steps: int = 50  # checkpoint interval (steps) of teacher and super-network training, for resuming
     # Relational KD (Park et al., 2019) on the [CLS] vector, added with this weight to the logit KD (0: off).
     rkd_weight: float = 0.0
+    # Progressive growth (ELM): "pca" widens the FFN blocks in stages, most PCA components first (needs
+    # space.ffn_bounds: pca); growth_stages 0: one stage per epoch.
+    growth: str = "none"
+    growth_stages: int = 0
 
     def problems(self) -> list[tuple[str, str]]:
         out = _choice(self, "strategy", STRATEGIES) + _choice(self, "distill_from", DISTILL_SOURCES)
-        out += _non_negative(self, "warmup_ratio", "rkd_weight")
+        out += _choice(self, "growth", GROWTH) + _non_negative(self, "warmup_ratio", "rkd_weight", "growth_stages")
         return out + _positive(self, "num_random", "epochs", "lr", "batch_size", "save_steps")
 
 
@@ -300,6 +305,8 @@ class PipelineConfig:
 
     def problems(self) -> list[tuple[str, str]]:
         out = [] if self.out else [("out", "a run directory is required")]
+        if self.supernet.growth == "pca" and self.space.ffn_bounds != "pca":
+            out.append(("supernet.growth", "'pca' growth needs the PCA components of space.ffn_bounds: pca"))
         if self.search.needs_latency and not (self.lut.file or self.lut.measure):
             out.append(("lut.measure", "a latency objective or budget needs a LUT: set lut.file or lut.measure"))
         return out

@@ -347,6 +347,7 @@ def train_supernet(
     trainer = SuperNetTrainer(
         supernet=net, search_space=search_space, strategy=cfg.strategy, num_random=cfg.num_random,
         teacher=external, kd=kd or KDConfig(rkd_weight=cfg.rkd_weight), distill_from=cfg.distill_from,
+        growth=cfg.growth, growth_stages=cfg.growth_stages,
         args=_trainer_args(out, cfg, seed, data.group_by_length, cfg.save_steps, max_steps=max_steps),
         train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
     )  # fmt: skip
