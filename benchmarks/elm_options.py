@@ -54,7 +54,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rkd": {"supernet.rkd_weight": RKD_WEIGHT},
     "all": {"space.ffn_bounds": "pca", "space.head_order": "cka", "supernet.rkd_weight": RKD_WEIGHT},
     # not run by default: PCA bounds with progressive growth of the FFN blocks during super-network training
-    "pca-growth": {"space.ffn_bounds": "pca", "supernet.growth": "pca"},
+    # (3 stages: the 300 steps are under one epoch, and the default is one stage per epoch)
+    "pca-growth": {"space.ffn_bounds": "pca", "supernet.growth": "pca", "supernet.growth_stages": 3},
 }
 DEFAULT_VARIANTS = ("default", "pca", "cka", "rkd", "all")
 
