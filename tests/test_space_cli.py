@@ -73,3 +73,26 @@ def test_importance_command_reads_sentence_pairs_through_the_data_layer(tmp_path
                  "--batch-size", "16", "--max-length", "48", "--out", str(tmp_path / "imp")]) == 0  # fmt: skip
     scores = ImportanceScores.load(tmp_path / "imp" / "importance.safetensors")
     assert scores.criterion == "taylor" and scores.metadata["steps"] == 3 and (scores.heads >= 0).all()
+
+
+def test_space_command_with_cka_heads_and_pca_ffn_bounds(tmp_path, shared_data):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(shared_data / "tokenizers" / "bert-base-uncased"))
+    model = SuperNetwork(tiny_model(vocab_size=30522, max_position_embeddings=128))
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    assert main(["importance", "--model", str(tmp_path / "m"), "--criterion", "magnitude",
+                 "--out", str(tmp_path / "imp")]) == 0  # fmt: skip
+    assert main(["space", "--model", str(tmp_path / "imp" / "model"), "--importance",
+                 str(tmp_path / "imp" / "importance.safetensors"), "--fraction-range", "0.4", "0.9",
+                 "--num-targets", "3", "--seq-len", "64", "--ffn-multiple", "8", "--tolerance", "0.1",
+                 "--head-order", "cka", "--ffn-bounds", "pca", "--pca-variance", "0.9", "--calibration-batches", "2",
+                 "--task", "sst2", "--train-file", str(shared_data / "glue/SST-2/dev.tsv"), "--max-train-rows", "64",
+                 "--max-length", "32", "--out", str(tmp_path / "s")]) == 0  # fmt: skip
+    elm = SearchSpace.load(tmp_path / "s" / "search_space.json").metadata["elm"]
+    assert elm["bounds"] == {"heads": "importance-threshold", "ffn": "pca-threshold"}
+    assert elm["head_order"] == "cka" and elm["calibration_batches"] == 2 and len(elm["pca_components"]) == 3
+    reordered = ImportanceScores.load(tmp_path / "s" / "importance.safetensors")
+    reordered.check_model(load_model(str(tmp_path / "s" / "model")))
+    assert reordered.is_sorted()

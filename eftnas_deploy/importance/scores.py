@@ -262,20 +262,28 @@ def _w_grad(linear: nn.Linear) -> torch.Tensor:
     return linear.weight * linear.weight.grad
 
 
-def reorder_by_importance(model: PreTrainedModel, scores: ImportanceScores) -> ImportanceScores:
+def reorder_by_importance(
+    model: PreTrainedModel, scores: ImportanceScores, head_orders: list[list[int]] | None = None
+) -> ImportanceScores:
     """Permute every layer's heads and neurons (in place, function-preserving) into descending importance.
 
-    Returns the scores permuted the same way, with the fingerprint of the reordered weights.
+    Returns the scores permuted the same way, with the fingerprint of the reordered weights. `head_orders`
+    (per layer, new head j = old head order[j], e.g. a CKA order) replaces the heads' importance order; the
+    returned head scores are then the layer's importance values sorted descending and given by position, so
+    the space generator still sees sorted scores and keeps as many heads per layer as with importance.
     """
     scores.check_model(model)
+    if head_orders is not None and len(head_orders) != scores.geometry.num_layers:
+        raise EftnasError(f"head_orders: {len(head_orders)} layers given, the model has {scores.geometry.num_layers}")
     heads, ffn = scores.heads.clone(), scores.ffn.clone()
     orders: dict[str, list[list[int]]] = {"heads": [], "ffn": []}
     for layer in range(scores.geometry.num_layers):
-        head_order = torch.sort(scores.heads[layer], descending=True, stable=True).indices
+        by_importance = torch.sort(scores.heads[layer], descending=True, stable=True)
+        head_order = by_importance.indices if head_orders is None else torch.as_tensor(head_orders[layer])
         ffn_order = torch.sort(scores.ffn[layer], descending=True, stable=True).indices
         permute_units(model, "heads", layer, head_order)
         permute_units(model, "ffn", layer, ffn_order)
-        heads[layer], ffn[layer] = scores.heads[layer, head_order], scores.ffn[layer, ffn_order]
+        heads[layer], ffn[layer] = by_importance.values, scores.ffn[layer, ffn_order]
         orders["heads"].append(head_order.tolist())
         orders["ffn"].append(ffn_order.tolist())
     metadata = {**scores.metadata, "reordered_from": scores.fingerprint, "head_orders": orders["heads"]}

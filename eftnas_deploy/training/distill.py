@@ -15,12 +15,18 @@ class KDConfig:
     temperature: float = 2.0
     task_weight: float = 0.1
     distill_weight: float = 0.9
+    # Relational KD (Park et al., 2019) on the last layer's [CLS] vector, added on top: 0 leaves the loss as is.
+    rkd_weight: float = 0.0
+    rkd_distance_weight: float = 1.0
+    rkd_angle_weight: float = 2.0
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
             raise EftnasError(f"kd_temperature: must be positive, got {self.temperature}")
         if self.task_weight < 0 or self.distill_weight < 0:
             raise EftnasError("kd weights: task_weight and distill_weight must be non-negative")
+        if min(self.rkd_weight, self.rkd_distance_weight, self.rkd_angle_weight) < 0:
+            raise EftnasError("rkd weights: rkd_weight, rkd_distance_weight and rkd_angle_weight must be non-negative")
 
 
 def logits_of(outputs) -> tuple[torch.Tensor, ...]:
@@ -28,6 +34,12 @@ def logits_of(outputs) -> tuple[torch.Tensor, ...]:
     if getattr(outputs, "start_logits", None) is not None:
         return outputs.start_logits, outputs.end_logits
     return (outputs.logits,)
+
+
+def representation_of(outputs) -> torch.Tensor | None:
+    """The last layer's first-token ([CLS]) hidden state [batch, hidden], if the hidden states were returned."""
+    hidden = getattr(outputs, "hidden_states", None)
+    return None if hidden is None else hidden[-1][:, 0]
 
 
 def distill_term(

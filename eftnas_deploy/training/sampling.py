@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
+from eftnas_deploy.training.growth import grown_layers, growth_space
 
 DISTILL_SOURCES = ("teacher", "largest")  # whom the "student" sub-networks follow when a teacher is given
 
@@ -69,21 +70,34 @@ class SubnetSampler:
 
     `num_random` is k, the number of random sub-networks per step. The random draws depend only on
     (seed, global step, micro-batch), so a resumed run samples exactly what an uninterrupted one would.
+    `growth` (a layer ranking) trains the space progressively in `growth_stages` stages (`training.growth`).
     """
 
     space: SearchSpace
     strategy: str = "sandwich"
     num_random: int = 1
     seed: int = 0
+    growth: tuple[int, ...] = ()
+    growth_stages: int = 1
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise EftnasError(f"strategy: unknown strategy {self.strategy!r} (expected one of {tuple(STRATEGIES)})")
         if self.num_random < 0 or (self.num_random == 0 and self.strategy in NEEDS_RANDOM):
             raise EftnasError(f"num_random: {self.num_random} is not valid for strategy {self.strategy}")
+        if self.growth and (sorted(self.growth) != list(range(self.space.num_layers)) or self.growth_stages < 1):
+            raise EftnasError("growth: needs a ranking of every layer and at least one stage")
+
+    def space_at(self, step: int, max_steps: int) -> SearchSpace:
+        """The space trained at `step`: all of it, or its grown part under progressive growth."""
+        if not self.growth:
+            return self.space
+        grown = grown_layers(step, max_steps, self.space.num_layers, self.growth_stages)
+        return growth_space(self.space, self.growth, grown)
 
     def plan(self, step: int, max_steps: int, micro: int = 0) -> Plan:
         rng = random.Random(f"{self.seed}:{step}:{micro}")
-        largest = self.space.largest()
-        randoms = [self.space.sample(rng) for _ in range(self.num_random)]
-        return STRATEGIES[self.strategy](self.space, largest, randoms, rng, step, max_steps)
+        space = self.space_at(step, max_steps)
+        largest = space.largest()
+        randoms = [space.sample(rng) for _ in range(self.num_random)]
+        return STRATEGIES[self.strategy](space, largest, randoms, rng, step, max_steps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -12,7 +13,9 @@ from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.families.models import model_input_names
 from eftnas_deploy.supernet.elastic import SuperNetwork
-from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of
+from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of, representation_of
+from eftnas_deploy.training.growth import GROWTH, pca_growth_ranking
+from eftnas_deploy.training.rkd import rkd_loss
 from eftnas_deploy.training.sampling import DISTILL_SOURCES, SubnetSampler
 
 
@@ -25,6 +28,9 @@ class SuperNetTrainer(Trainer):
     says whom the "student" sub-networks of the kd/full strategies follow: "teacher" (every
     sub-network distils from the external teacher; the default when one is given) or "largest"
     (in-place distillation from the largest sub-network's detached outputs, as without a teacher).
+    `kd.rkd_weight` > 0 adds that weight times the relational KD loss (`training.rkd`) between the last
+    layer's [CLS] vectors of the sub-network and of whom it distils from. `growth="pca"` widens the FFN
+    blocks progressively, most PCA components first, in `growth_stages` stages (0: one per epoch).
     Logging, checkpoints, resume, mixed precision and torchrun come from `Trainer`.
     """
 
@@ -39,6 +45,8 @@ class SuperNetTrainer(Trainer):
         kd: KDConfig | None = None,
         sampling_seed: int | None = None,
         distill_from: str = "teacher",
+        growth: str = "none",
+        growth_stages: int = 0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("model", supernet.model)
@@ -49,9 +57,14 @@ class SuperNetTrainer(Trainer):
         super().__init__(*args, **kwargs)
         search_space.validate(supernet.geometry)
         self.supernet = supernet
+        if growth not in GROWTH:
+            raise EftnasError(f"growth: {growth!r} is not one of {GROWTH}")
+        ranking = pca_growth_ranking(search_space) if growth == "pca" else ()
+        stages = growth_stages or max(1, math.ceil(self.args.num_train_epochs))
         self.sampler = SubnetSampler(
-            search_space, strategy, num_random, self.args.seed if sampling_seed is None else sampling_seed
-        )
+            search_space, strategy, num_random, self.args.seed if sampling_seed is None else sampling_seed,
+            growth=ranking, growth_stages=stages,
+        )  # fmt: skip
         self.kd = kd or KDConfig()
         self.teacher = teacher
         self.distill_from = distill_from if teacher is not None else "largest"
@@ -65,6 +78,8 @@ class SuperNetTrainer(Trainer):
         self._role = "task"
         self._teacher_logits: tuple[torch.Tensor, ...] | None = None
         self._inplace_logits: tuple[torch.Tensor, ...] | None = None
+        self._teacher_repr: torch.Tensor | None = None
+        self._inplace_repr: torch.Tensor | None = None
         self._micro = (-1, 0)
 
     def _next_micro(self) -> int:
@@ -78,7 +93,7 @@ class SuperNetTrainer(Trainer):
     ) -> torch.Tensor:
         plan = self.sampler.plan(self.state.global_step, self.state.max_steps, self._next_micro())
         self._teacher_logits = self._external_teacher_logits(inputs)
-        self._inplace_logits = None
+        self._inplace_logits = self._inplace_repr = None
         total = None
         try:
             for role, subnet in plan:
@@ -90,6 +105,7 @@ class SuperNetTrainer(Trainer):
             self.supernet.reset()
             self._role = "task"
             self._teacher_logits = self._inplace_logits = None
+            self._teacher_repr = self._inplace_repr = None
         return total
 
     @torch.no_grad()
@@ -98,7 +114,10 @@ class SuperNetTrainer(Trainer):
             return None
         prepared = self._prepare_inputs(inputs)
         names = model_input_names(self.teacher)
-        return logits_of(self.teacher(**{k: v for k, v in prepared.items() if k in names}))
+        inputs = {k: v for k, v in prepared.items() if k in names}
+        outputs = self.teacher(**inputs, **({"output_hidden_states": True} if self.kd.rkd_weight else {}))
+        self._teacher_repr = representation_of(outputs)
+        return logits_of(outputs)
 
     def compute_loss(
         self,
@@ -107,16 +126,26 @@ class SuperNetTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | None = None,
     ):
-        outputs = model(**inputs)
+        rkd = bool(self.kd.rkd_weight) and model.training
+        outputs = model(**inputs, **({"output_hidden_states": True} if rkd else {}))
         if outputs.loss is None:
             raise EftnasError("labels: the training batch has no labels (or start/end positions)")
         loss = outputs.loss
         if model.training:
             student = logits_of(outputs)
+            target = None
             if self._role == "student" and self.distill_from == "largest" and self._inplace_logits is not None:
                 loss = kd_loss(loss, student, self._inplace_logits, self.kd, self.regression)
+                target = self._inplace_repr
             elif self._teacher_logits is not None:
                 loss = kd_loss(loss, student, self._teacher_logits, self.kd, self.regression)
+                target = self._teacher_repr
+            if rkd and target is not None:
+                kd = self.kd
+                loss = loss + kd.rkd_weight * rkd_loss(
+                    representation_of(outputs), target, kd.rkd_distance_weight, kd.rkd_angle_weight
+                )
             if self._role == "teacher":
                 self._inplace_logits = tuple(t.detach() for t in student)
+                self._inplace_repr = representation_of(outputs).detach() if rkd else None
         return (loss, outputs) if return_outputs else loss

@@ -19,7 +19,8 @@ IMPORTANCE_FILE = "importance.safetensors"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from eftnas_deploy.app.pipeline.config import CRITERIA
+    from eftnas_deploy.app.pipeline.config import CRITERIA, FFN_BOUNDS
+    from eftnas_deploy.importance.head_order import HEAD_ORDERS
 
     p = subparsers.add_parser("importance", help="fine-tune briefly and score every head and FFN neuron")
     p.add_argument("--model", required=True, help="HF model directory (with its tokenizer) or hub name")
@@ -59,6 +60,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flag(s, SpaceConfig, "tolerance", help="relative cost tolerance per target")
     add_config_flag(s, SpaceConfig, "skip_fraction", help="below this kept fraction a block may be 0")
     add_config_flag(s, SpaceConfig, "ffn_multiple", help="round FFN widths to a multiple (capped at the model's)")
+    elm = s.add_argument_group("ELM options (need calibration data: --task and --train-file or the hub dataset)")
+    add_config_flag(elm, SpaceConfig, "ffn_bounds", choices=FFN_BOUNDS, help="how FFN bounds are set")
+    add_config_flag(elm, SpaceConfig, "pca_variance", help="variance fraction the PCA components explain")
+    add_config_flag(elm, SpaceConfig, "head_order", choices=HEAD_ORDERS, help="order heads before slicing")
+    add_config_flag(elm, SpaceConfig, "calibration_batches", help="training batches for PCA / CKA")
+    add_config_flag(elm, DataConfig, "task", help="glue task or squad / squad_v2")
+    add_config_flag(elm, DataConfig, "train_file", "--train-file", help="local training file (none: the hub)")
+    add_config_flag(elm, DataConfig, "columns", help="column mapping, e.g. 'sentence=text,label=target'")
+    add_config_flag(elm, DataConfig, "max_length")
+    add_config_flag(elm, DataConfig, "max_train_rows", help="subsample the training rows (seeded)")
+    add_config_flag(elm, ImportanceConfig, "batch_size", help="calibration batch size")
+    elm.add_argument("--teacher", help="model whose FFN activations PCA reads (default: --model)")
+    s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="output directory: model/ (reordered), importance, search_space.json")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=run_space)
@@ -105,8 +119,31 @@ def run_space(args: argparse.Namespace) -> int:
     cfg = config_from_args(SpaceConfig, args, flags=ranged, min_fraction=low, max_fraction=high)
     scores = ImportanceScores.load(args.importance)
     model = load_model(args.model, task=scores.geometry.task)
+    calibration = _calibration(cfg, args) if cfg.needs_calibration else None
+    pca_model = (
+        load_model(args.teacher, task=scores.geometry.task) if args.teacher and cfg.ffn_bounds == "pca" else None
+    )
     with atomic_output_dir(args.out, overwrite=args.overwrite) as out:
-        space = build_space(cfg, model, scores, out, tokenizer_source=args.model, cost_range=args.cost_range)
+        space = build_space(
+            cfg, model, scores, out, tokenizer_source=args.model, cost_range=args.cost_range,
+            calibration=calibration, pca_model=pca_model,
+        )  # fmt: skip
     print(json.dumps({"heads": [list(c) for c in space.heads], "ffn": [list(c) for c in space.ffn]}))
     print(f"wrote {Path(args.out) / 'search_space.json'} ({space.size()} sub-networks)")
     return 0
+
+
+def _calibration(cfg: SpaceConfig, args: argparse.Namespace) -> list[dict]:
+    """`cfg.calibration_batches` seeded training batches of `--task` for the ELM options."""
+    from transformers import AutoTokenizer
+
+    from eftnas_deploy.app.pipeline.stages import calibration_batches
+    from eftnas_deploy.data import get_task, load_split, prepare_split
+    from eftnas_deploy.data.loading import parse_columns, subsample_rows
+
+    task = get_task(args.task)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    data = load_split(task, args.train_file, columns=parse_columns(args.columns))
+    data = subsample_rows(data, args.max_train_rows, args.seed)
+    split = prepare_split(task, data, tokenizer, args.max_length, train=True)
+    return calibration_batches(split, tokenizer, cfg.calibration_batches, args.batch_size, args.seed)

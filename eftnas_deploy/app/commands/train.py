@@ -19,6 +19,7 @@ from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.family import family_names
 from eftnas_deploy.core.io import atomic_output_dir, check_output_dir, write_json
 from eftnas_deploy.training import DISTILL_SOURCES, STRATEGIES, KDConfig
+from eftnas_deploy.training.growth import GROWTH
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -58,6 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     supernet.add_argument("--kd-temperature", type=float, default=config_default(KDConfig, "temperature"))
     supernet.add_argument("--kd-task-weight", type=float, default=config_default(KDConfig, "task_weight"))
     supernet.add_argument("--kd-distill-weight", type=float, default=config_default(KDConfig, "distill_weight"))
+    add_config_flag(
+        supernet, SupernetConfig, "rkd_weight", help="relational KD on the [CLS] vector, added with this weight"
+    )
+    add_config_flag(supernet, SupernetConfig, "growth", choices=GROWTH, help="progressive FFN growth (ELM)")
+    add_config_flag(supernet, SupernetConfig, "growth_stages", help="growth stages (0: one per epoch)")
     add_config_flag(supernet, SupernetConfig, "save_steps", help="checkpoint every N steps (0: none)")
     supernet.add_argument(
         "--resume", action="store_true", help=f"resume from the last checkpoint in <out>{PARTIAL_SUFFIX}"
@@ -144,7 +150,7 @@ def run_supernet(args: argparse.Namespace) -> int:
         check_output_dir(out, args.overwrite)
     cfg = config_from_args(SupernetConfig, args, external_teacher_kd=bool(args.teacher))
     data_cfg = _data_config(args)
-    kd = KDConfig(args.kd_temperature, args.kd_task_weight, args.kd_distill_weight)
+    kd = KDConfig(args.kd_temperature, args.kd_task_weight, args.kd_distill_weight, rkd_weight=cfg.rkd_weight)
     task, data = _train_rows(args)
     tokenizer = _tokenizer(args)
     if work.exists() and not args.resume:

@@ -18,8 +18,10 @@ import yaml
 
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.family import family_names
+from eftnas_deploy.importance.head_order import HEAD_ORDERS
 from eftnas_deploy.search.searcher import ALGORITHMS
 from eftnas_deploy.space.kinds import SPACE_KINDS
+from eftnas_deploy.training.growth import GROWTH
 from eftnas_deploy.training.sampling import DISTILL_SOURCES, STRATEGIES
 from exporters.bundle import FORMATS
 from exporters.runtime import CLOCKS
@@ -30,6 +32,7 @@ RUNTIMES = ("onnxruntime", "openvino")
 PRECISIONS = ("fp32", "f32", "bf16", "f16", "default")
 OBJECTIVES = ("latency", "macs", "params")
 SELECTIONS = ("most-accurate", "cheapest-within-delta")
+FFN_BOUNDS = ("importance", "pca")
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,12 @@ class SpaceConfig:
 
     `kind` picks the space generator (see `eftnas_deploy.space.kinds`): "eftnas" (importance thresholds at
     `num_targets` MAC targets) or "medium" (Klein et al.'s free per-layer space, FFN in `ffn_multiple` steps).
+
+    ELM options (ignored by "medium"'s bounds): `ffn_bounds: pca` sets each layer's FFN widths in proportion to
+    the principal components the teacher's FFN activations need to explain `pca_variance` of their variance
+    (`eftnas_deploy.space.pca`); `head_order: cka | cka+importance` orders heads by CKA diversity before the
+    function-preserving reorder (`eftnas_deploy.importance.head_order`). Both read `calibration_batches`
+    training batches (of the importance batch size).
     """
 
     kind: str = "eftnas"
@@ -126,11 +135,24 @@ class SpaceConfig:
     skip_fraction: float = 0.02
     tolerance: float = 0.02
     seq_len: int = 128
+    ffn_bounds: str = "importance"
+    pca_variance: float = 0.95
+    head_order: str = "importance"
+    calibration_batches: int = 16
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.ffn_bounds != "importance" or self.head_order != "importance"
 
     def problems(self) -> list[tuple[str, str]]:
         out = _choice(self, "kind", SPACE_KINDS) + _positive(
-            self, "num_targets", "ffn_multiple", "tolerance", "seq_len"
+            self, "num_targets", "ffn_multiple", "tolerance", "seq_len", "calibration_batches"
         )
+        out += _choice(self, "ffn_bounds", FFN_BOUNDS) + _choice(self, "head_order", HEAD_ORDERS)
+        if not 0 < self.pca_variance <= 1:
+            out.append(("pca_variance", f"must be in (0, 1], got {self.pca_variance}"))
+        if self.ffn_bounds == "pca" and self.kind != "eftnas":
+            out.append(("ffn_bounds", f"pca bounds need kind 'eftnas' (threshold targets), not {self.kind!r}"))
         for name in ("min_fraction", "max_fraction"):
             if not 0 < getattr(self, name) <= 1:
                 out.append((name, f"must be in (0, 1], got {getattr(self, name)}"))
@@ -184,10 +206,16 @@ class SupernetConfig:
     external_teacher_kd: bool = True
     distill_from: str = "teacher"  # or "largest": in-place distillation from the largest sub-network
     save_steps: int = 50  # checkpoint interval (steps) of teacher and super-network training, for resuming
+    # Relational KD (Park et al., 2019) on the [CLS] vector, added with this weight to the logit KD (0: off).
+    rkd_weight: float = 0.0
+    # Progressive growth (ELM): "pca" widens the FFN blocks in stages, most PCA components first (needs
+    # space.ffn_bounds: pca); growth_stages 0: one stage per epoch.
+    growth: str = "none"
+    growth_stages: int = 0
 
     def problems(self) -> list[tuple[str, str]]:
         out = _choice(self, "strategy", STRATEGIES) + _choice(self, "distill_from", DISTILL_SOURCES)
-        out += _non_negative(self, "warmup_ratio")
+        out += _choice(self, "growth", GROWTH) + _non_negative(self, "warmup_ratio", "rkd_weight", "growth_stages")
         return out + _positive(self, "num_random", "epochs", "lr", "batch_size", "save_steps")
 
 
@@ -280,6 +308,8 @@ class PipelineConfig:
 
     def problems(self) -> list[tuple[str, str]]:
         out = [] if self.out else [("out", "a run directory is required")]
+        if self.supernet.growth == "pca" and self.space.ffn_bounds != "pca":
+            out.append(("supernet.growth", "'pca' growth needs the PCA components of space.ffn_bounds: pca"))
         if self.search.needs_latency and not (self.lut.file or self.lut.measure):
             out.append(("lut.measure", "a latency objective or budget needs a LUT: set lut.file or lut.measure"))
         return out

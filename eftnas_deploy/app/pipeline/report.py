@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from eftnas_deploy.app.pipeline.context import EXPORT, FINETUNE, LUT, SEARCH, SUPERNET, TEACHER, RunContext
+from eftnas_deploy.app.pipeline.context import EXPORT, FINETUNE, LUT, SEARCH, SPACE, SUPERNET, TEACHER, RunContext
 from eftnas_deploy.app.pipeline.deployment import speedups
 from eftnas_deploy.core.io import read_json, write_json
 from eftnas_deploy.core.subnet import SubnetConfig
@@ -49,6 +49,7 @@ def write_report(ctx: RunContext, work: Path) -> dict[str, Any]:
             "warning": summary.get("warning"),
         },
         "finetune": read_state_outputs(ctx, FINETUNE),
+        "space_methods": space_methods(ctx),
         "held_out_accuracy": {"chosen": summary["chosen"]["accuracy"], "full": summary["full_network"]["accuracy"]},
         "accuracy": deployment["accuracy"],
         "timings": deployment["timings"],
@@ -70,6 +71,14 @@ def write_report(ctx: RunContext, work: Path) -> dict[str, Any]:
     write_json(work / "report.json", figures)
     (work / "report.md").write_text(render(ctx, figures, geometry, validation.is_file()))
     return {"files": sorted(p.name for p in work.iterdir())}
+
+
+def space_methods(ctx: RunContext) -> dict[str, Any]:
+    """Which method set the heads' and FFN bounds, the head order and the super-network's RKD weight."""
+    path = ctx.stage_dir(SPACE) / "search_space.json"
+    elm = (read_json(path, "search space").get("metadata") or {}).get("elm", {}) if path.is_file() else {}
+    methods = {k: elm[k] for k in ("bounds", "head_order", "pca_variance", "pca_components") if k in elm}
+    return {**methods, "rkd_weight": ctx.config.supernet.rkd_weight}
 
 
 def read_state_outputs(ctx: RunContext, stage: str) -> dict[str, Any] | None:
@@ -174,6 +183,18 @@ def render(ctx: RunContext, f: dict, geometry: Any, has_validation: bool) -> str
         f"| held-out {metric} (PyTorch, super-network weights, search) | {f['held_out_accuracy']['chosen']:.4f} | "
         f"{f['held_out_accuracy']['full']:.4f} |",
     ]
+    methods = f.get("space_methods") or {}
+    if methods.get("bounds"):
+        b = methods["bounds"]
+        pca = (
+            f" ({methods['pca_variance']:.0%} variance: {methods['pca_components']} components)"
+            if "pca_components" in methods
+            else ""
+        )
+        lines.append(
+            f"\nSearch-space bounds: heads by {b['heads']}, FFN by {b['ffn']}{pca}; head order: "
+            f"{methods.get('head_order', 'importance')}; super-network RKD weight {methods['rkd_weight']}."
+        )
     lines += [
         "",
         f"## Accuracy against the teacher ({split} split, {acc.get('rows', '?')} rows, {metric}; same rows for "

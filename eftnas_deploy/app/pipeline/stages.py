@@ -7,6 +7,7 @@ training and search keep their checkpoints/storage in `work`, so an interrupted 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import shutil
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from eftnas_deploy.app.pipeline.context import (
     labeled_examples,
 )
 from eftnas_deploy.app.supernet_dir import resolve_task, write_descriptor
+from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.io import read_json, write_json
 from eftnas_deploy.core.space import SearchSpace
@@ -186,29 +188,54 @@ def build_space(
     out: Path,
     tokenizer_source: str | Path | None = None,
     cost_range: tuple[float, float] | None = None,
+    calibration: list[dict[str, torch.Tensor]] | None = None,
+    pca_model: Any = None,
 ) -> SearchSpace:
     """Reorder `model` in place by importance and build the `cfg.kind` space between `cfg`'s MAC fractions.
 
     Writes out/model (reordered, with the tokenizer found at `tokenizer_source`), out/importance.safetensors
     (reordered) and out/search_space.json. `cost_range` (absolute MACs) replaces the fractions. The pipeline's
     space stage and `eftnas-deploy space` both call this, so they share `SpaceConfig`'s defaults.
+    `calibration` (batches) is needed by the ELM options (`cfg.head_order`, `cfg.ffn_bounds: pca`); PCA reads
+    the FFN activations of `pca_model` (the teacher; default `model`), CKA the heads of `model` itself.
     """
     from eftnas_deploy.families.models import load_tokenizer_if_present
+    from eftnas_deploy.importance.activations import ffn_pca_components, head_cka
+    from eftnas_deploy.importance.head_order import head_orders
     from eftnas_deploy.space.kinds import SpaceRequest
     from eftnas_deploy.space.kinds import build_space as build_kind
+    from eftnas_deploy.space.pca import pca_ffn_scores
 
     scores.check_model(model)
+    if cfg.needs_calibration and not calibration:
+        raise EftnasError("space: head_order / ffn_bounds other than 'importance' need calibration batches")
     start = time.perf_counter()
-    reordered = reorder_by_importance(model, scores)
+    elm: dict[str, Any] = {"head_order": cfg.head_order, "ffn_bounds": cfg.ffn_bounds}
+    orders = None
+    if cfg.head_order != "importance":
+        cka = head_cka(model, calibration)
+        orders = head_orders(cfg.head_order, scores.heads, cka)
+        elm["head_cka"] = [[[round(float(v), 4) for v in row] for row in layer] for layer in cka]
+    components = None
+    if cfg.ffn_bounds == "pca":
+        components = ffn_pca_components(pca_model if pca_model is not None else model, calibration, cfg.pca_variance)
+        elm |= {"pca_variance": cfg.pca_variance, "pca_components": components}
+    if calibration:
+        elm["calibration_batches"] = len(calibration)
+    reordered = reorder_by_importance(model, scores, orders)
     geometry = reordered.geometry
     if cost_range is None:
         full = count_macs(SubnetConfig.full(geometry), geometry, seq_len=cfg.seq_len)
         cost_range = (cfg.min_fraction * full, cfg.max_fraction * full)
     request = SpaceRequest(
-        reordered, *cost_range, num_targets=cfg.num_targets, seq_len=cfg.seq_len, tolerance=cfg.tolerance,
+        pca_ffn_scores(reordered, components) if components else reordered, *cost_range,
+        num_targets=cfg.num_targets, seq_len=cfg.seq_len, tolerance=cfg.tolerance,
         skip_fraction=cfg.skip_fraction, ffn_multiple=cfg.ffn_multiple,
     )  # fmt: skip
     result = build_kind(cfg.kind, request)
+    threshold = "importance-threshold" if cfg.kind == "eftnas" else cfg.kind
+    elm["bounds"] = {"heads": threshold, "ffn": "pca-threshold" if components else threshold}
+    result.metadata["elm"] = elm
     result.metadata["total_s"] = round(time.perf_counter() - start, 3)
     model.save_pretrained(out / "model")
     tokenizer = load_tokenizer_if_present(str(tokenizer_source)) if tokenizer_source else None
@@ -219,13 +246,34 @@ def build_space(
     return result
 
 
+def calibration_batches(train: Any, tokenizer: Any, count: int, batch_size: int, seed: int) -> list[dict]:
+    """The first `count` seeded, shuffled training batches (inputs for the ELM activation statistics)."""
+    return list(itertools.islice(training_batches(train, tokenizer, batch_size, seed), count))
+
+
 def space(ctx: RunContext, work: Path) -> dict[str, Any]:
     """Stage 3: reorder by importance and cut the search space at evenly spaced MAC targets."""
     source = ctx.stage_dir(IMPORTANCE)
+    cfg = ctx.config.space
     scores = ImportanceScores.load(source / IMPORTANCE_FILE)
     model = load_model(str(source / "model"), ctx.task.model_task)
-    result = build_space(ctx.config.space, model, scores, work, tokenizer_source=source / "model")
-    return {"size": result.size(), "heads": [list(c) for c in result.heads], "ffn": [list(c) for c in result.ffn]}
+    calibration = pca_model = None
+    if cfg.needs_calibration:
+        tokenizer = AutoTokenizer.from_pretrained(str(source / "model"))
+        calibration = calibration_batches(
+            ctx.split("train", tokenizer), tokenizer, cfg.calibration_batches, ctx.config.importance.batch_size,
+            ctx.config.seed,
+        )  # fmt: skip
+        if cfg.ffn_bounds == "pca":
+            pca_model = load_model(str(ctx.stage_dir(TEACHER)), ctx.task.model_task)
+    result = build_space(
+        cfg, model, scores, work, tokenizer_source=source / "model", calibration=calibration, pca_model=pca_model
+    )
+    elm = result.metadata["elm"]
+    return {
+        "size": result.size(), "heads": [list(c) for c in result.heads], "ffn": [list(c) for c in result.ffn],
+        "bounds": elm["bounds"], "head_order": elm["head_order"],
+    }  # fmt: skip
 
 
 def _predicted_by_length(ctx: RunContext, chosen: SubnetConfig, full: SubnetConfig) -> dict[str, Any] | None:
@@ -319,7 +367,8 @@ def train_supernet(
     resume_from = last if resume else None
     trainer = SuperNetTrainer(
         supernet=net, search_space=search_space, strategy=cfg.strategy, num_random=cfg.num_random,
-        teacher=external, kd=kd or KDConfig(), distill_from=cfg.distill_from,
+        teacher=external, kd=kd or KDConfig(rkd_weight=cfg.rkd_weight), distill_from=cfg.distill_from,
+        growth=cfg.growth, growth_stages=cfg.growth_stages,
         args=_trainer_args(out, cfg, seed, data.group_by_length, cfg.save_steps, max_steps=max_steps),
         train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
     )  # fmt: skip
@@ -335,7 +384,7 @@ def train_supernet(
     if held_out_file.resolve() != (work / HELD_OUT_FILE).resolve():
         shutil.copy2(held_out_file, work / HELD_OUT_FILE)
     training = {**dataclasses.asdict(cfg), "external_teacher_kd": teacher_dir is not None}
-    training |= {"kd": dataclasses.asdict(kd or KDConfig()), "max_steps": max_steps, "wall_s": wall}
+    training |= {"kd": dataclasses.asdict(trainer.kd), "max_steps": max_steps, "wall_s": wall}
     training["resumed_from"] = Path(resume_from).name if resume_from else None
     write_descriptor(
         work, task=task.name, model_type=net.model.config.model_type, head=task.model_task, space=search_space,
