@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eftnas_deploy.core.dimensions import dimension
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.io import write_json
 from eftnas_deploy.core.space import SearchSpace
@@ -55,11 +56,19 @@ def cost_functions(
     geometry = supernet.geometry
     costs: dict[str, Callable[[SubnetConfig], float]] = {
         "macs": lambda s: count_macs(s, geometry, seq_len=seq_len, batch=batch) / 1e6,
-        "params": lambda s: count_params(s, geometry) / 1e6,
+        "params": lambda s: count_params(deployed(s), geometry) / 1e6,
     }
     if latency_ms is not None:
         costs["latency"] = latency_ms
     return costs
+
+
+def deployed(subnet: SubnetConfig) -> SubnetConfig:
+    """`subnet` without the dimensions that cost nothing at inference (no LUT block: merged LoRA ranks)."""
+    free = [d for d in subnet.dimensions if dimension(d).block is None]
+    if not free:
+        return subnet
+    return SubnetConfig(**{d: getattr(subnet, d) for d in subnet.dimensions if d not in free})
 
 
 def _digest(data: Any) -> str:
@@ -93,7 +102,7 @@ def search_identity(
         "seq_len": seq_len,
         "batch": batch,
         "lut": lut,
-        "space": _digest({"heads": [list(c) for c in space.heads], "ffn": [list(c) for c in space.ffn]}),
+        "space": _digest({name: [list(c) for c in choices] for name, choices in space.items()}),
         "held_out_rows": len(held_out),
     }
 
