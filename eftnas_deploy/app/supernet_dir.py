@@ -196,6 +196,27 @@ def load_supernet(directory: str | Path, head: str, adapter_dir: str | Path | No
     )  # fmt: skip
 
 
+def deployable(supernet: Any, subnet: Any) -> tuple[Any, Any]:
+    """(super-network, sub-network) to slice for deployment: a LoRA super-network's sub-adapter is merged into a
+    copy of its base first (sparsity kept) and the merged model sliced to the widths; others as they are."""
+    if not hasattr(supernet, "merged"):
+        return supernet, subnet
+    from eftnas_deploy.lora.supernet import widths_only
+
+    merged = supernet.merged(subnet)
+    merged.model.eval()
+    return merged, widths_only(subnet)
+
+
+def timing_supernet(supernet: Any, directory: str | Path) -> Any:
+    """A plain super-network to time sub-networks with (LoRA: the base alone; ranks cost nothing once merged)."""
+    if not hasattr(supernet, "merged"):
+        return supernet
+    from eftnas_deploy.supernet.elastic import SuperNetwork
+
+    return SuperNetwork.from_pretrained(str(directory), task=supernet.geometry.task)
+
+
 def held_out_from_supernet(directory: str | Path, tokenizer: Any, max_length: int | None = None):
     """The tokenized held-out split of a super-network directory, rebuilt from its descriptor and held_out.json."""
     from eftnas_deploy.data import get_task, held_out_split, load_split, prepare_split

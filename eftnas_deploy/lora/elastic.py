@@ -96,7 +96,6 @@ class ElasticLoraLinear(PeftLoraLinear):
                 result = result + F.linear(h, self.get_delta_weight(adapter))
         return result.to(dtype)
 
-
     def sliced_forward(self, x: torch.Tensor, rows: int | None = None, cols: int | None = None) -> torch.Tensor:
         """The layer on its first `rows` outputs and `cols` inputs, adapter included (elastic-width layers call it).
 

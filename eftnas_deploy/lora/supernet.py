@@ -94,9 +94,7 @@ class LoraSuperNetwork:
                 for m in self.elastic.modules.values()
                 if m._rank(ADAPTER) > 0
             )
-        head = sum(
-            p.numel() for n, p in self.elastic.model.named_parameters() if p.requires_grad and "lora_" not in n
-        )
+        head = sum(p.numel() for n, p in self.elastic.model.named_parameters() if p.requires_grad and "lora_" not in n)
         return {"lora": int(lora), "head": int(head), "total": int(lora + head)}
 
     def save_adapter(self, directory: str | Path) -> None:

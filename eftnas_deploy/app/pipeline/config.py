@@ -319,7 +319,7 @@ class SparsitySettings:
         try:
             pattern = self.pattern
         except ValueError as exc:
-            return out + [("target", str(exc))]
+            return [*out, ("target", str(exc))]
         if pattern is not None and self.method != "wanda":
             out.append(("target", f"an N:M pattern ({self.target}) needs sparsity.method: wanda"))
         return out
@@ -484,7 +484,7 @@ def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
         return False, None
     if origin is tuple and args and args[0] is int:
         items = [value] if isinstance(value, int) else value
-        if not isinstance(items, list | tuple) or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        if not isinstance(items, list | tuple) or any(isinstance(v, bool) or not isinstance(v, int) for v in items):
             return False, None
         return True, tuple(items)
     if origin is tuple:
