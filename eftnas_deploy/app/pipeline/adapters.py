@@ -131,7 +131,7 @@ def train_lora_supernet(
     params = net.adapter_parameters(net.full())
     adapters = {
         "kind": "lora", "dir": ADAPTER_DIR, "max_rank": elastic.max_rank, "alpha": elastic.alpha,
-        "dropout": lora.dropout, "groups": list(elastic.dimensions), "rank_choices": list(lora.rank_choices),
+        "dropout": lora.dropout, "groups": list(elastic.dimensions), "rank_choices": list(lora.ranks),
         "elastic_widths": lora.elastic_widths, "trainable_parameters": params,
         "scaling": "NLS: alpha / max_rank for every rank",
     }  # fmt: skip

@@ -278,7 +278,7 @@ class LoraSettings:
     """
 
     max_rank: int = 32
-    rank_choices: tuple[int, ...] = (32, 24, 16)
+    rank_choices: tuple[int, ...] | None = None  # default: max_rank, 3/4 and 1/2 of it (NLS' [32, 24, 16])
     alpha: float | None = None
     dropout: float = 0.0
     groups: tuple[str, ...] = LORA_GROUP_NAMES
@@ -286,10 +286,10 @@ class LoraSettings:
 
     def problems(self) -> list[tuple[str, str]]:
         out = _positive(self, "max_rank", "alpha")
-        if not self.rank_choices:
+        if self.rank_choices is not None and not self.rank_choices:
             out.append(("rank_choices", "at least one rank is required"))
-        bad = [r for r in self.rank_choices if not 0 <= r <= self.max_rank]
-        if bad:
+        bad = [r for r in self.rank_choices or () if not 0 <= r <= max(self.max_rank, 0)]
+        if bad and self.max_rank > 0:
             out.append(("rank_choices", f"{bad} outside [0, max_rank {self.max_rank}]"))
         if not 0 <= self.dropout < 1:
             out.append(("dropout", f"must be in [0, 1), got {self.dropout}"))
@@ -297,6 +297,13 @@ class LoraSettings:
         if unknown or not self.groups:
             out.append(("groups", f"{unknown or 'none'} given; choose from {list(LORA_GROUP_NAMES)}"))
         return out
+
+    @property
+    def ranks(self) -> tuple[int, ...]:
+        """The rank choices of every layer and group (largest first)."""
+        if self.rank_choices is not None:
+            return tuple(sorted(set(self.rank_choices), reverse=True))
+        return tuple(sorted({self.max_rank, max(1, 3 * self.max_rank // 4), max(1, self.max_rank // 2)}, reverse=True))
 
 
 @dataclass(frozen=True)
@@ -361,7 +368,7 @@ class PipelineConfig:
         out = [] if self.out else [("out", "a run directory is required")]
         if self.search.needs_latency and not (self.lut.file or self.lut.measure):
             out.append(("lut.measure", "a latency objective or budget needs a LUT: set lut.file or lut.measure"))
-        if self.sparsity.method != "none" and self.supernet.adapters != "lora":
+        if self.sparsity.method in SPARSITY_METHODS[1:] and self.supernet.adapters != "lora":
             out.append(
                 ("sparsity.method", f"{self.sparsity.method} needs supernet.adapters: lora (training every weight "
                  "would refill the pruned ones)")

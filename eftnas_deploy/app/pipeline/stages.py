@@ -229,7 +229,7 @@ def space(ctx: RunContext, work: Path) -> dict[str, Any]:
 
         lora = ctx.config.lora
         geometry = ModelGeometry.from_config(model.config, ctx.task.model_task)
-        result = with_rank_dimensions(result, lora.rank_choices, lora.groups, lora.elastic_widths, geometry)
+        result = with_rank_dimensions(result, lora.ranks, lora.groups, lora.elastic_widths, geometry)
         result.validate(geometry).save(work / SPACE_FILE)
         return {"size": result.size(), **{name: [list(c) for c in choices] for name, choices in result.items()}}
     return {"size": result.size(), "heads": [list(c) for c in result.heads], "ffn": [list(c) for c in result.ffn]}
