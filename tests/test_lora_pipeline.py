@@ -320,3 +320,44 @@ def test_the_export_command_merges_a_lora_supernet_directory(wanda_run, tmp_path
     plain = SuperNetwork.from_pretrained(str(run_dir / "05_supernet"))  # the base alone differs: adapters count
     with plain.activate(widths_only(chosen)):
         assert not torch.allclose(outputs_of(plain.model.eval(), inputs), expected, atol=1e-4)
+
+
+def test_train_supernet_search_and_export_commands_with_adapters(wanda_run, tmp_path, capsys):
+    """The stage functions behind the standalone commands: super-adapters on a pruned base, searched, exported."""
+    from eftnas_deploy.space.lora import widths_space
+
+    data, space_dir = wanda_run / "data", wanda_run / "03_space"
+    supernet = tmp_path / "supernet"
+    with_ranks = space_dir / "search_space.json"  # the pipeline's: ranks 8, 4, 2
+    common = ["train-supernet", "--task", "sst2", "--train-file", str(data / "train.tsv"), "--max-length", "48",
+              "--model", str(space_dir / "model"), "--adapters", "lora", "--lora-max-rank", "4"]  # fmt: skip
+    assert main([*common, "--search-space", str(with_ranks), "--out", str(tmp_path / "refused")]) == 2
+    assert "search_space: lora_qkv rank 8 exceeds lora.max_rank 4" in capsys.readouterr().err
+    widths_space(SearchSpace.load(with_ranks)).save(tmp_path / "widths.json")
+    args = ["train-supernet", "--task", "sst2", "--train-file", str(data / "train.tsv"), "--max-length", "48",
+            "--model", str(space_dir / "model"), "--search-space", str(tmp_path / "widths.json"),
+            "--adapters", "lora", "--lora-max-rank", "4", "--sparsity", "wanda", "--sparsity-target", "0.25",
+            "--calibration-batches", "1", "--max-steps", "2", "--batch-size", "16", "--out", str(supernet)]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    descriptor = json.loads((supernet / "supernet.json").read_text())
+    assert descriptor["adapters"]["rank_choices"] == [4, 3, 2] and descriptor["sparsity"]["target"] == 0.25
+    assert SearchSpace.load(supernet / "search_space.json").lora_down[1] == (4, 3, 2)
+    assert json.loads((supernet / "sparsity.json").read_text())["overall"] == pytest.approx(0.25, abs=0.01)
+    search = tmp_path / "search"
+    assert (
+        main(["search", "--supernet", str(supernet), "--evals", "4", "--objective", "params", "--out", str(search)])
+        == 0
+    )
+    chosen = SubnetConfig.load(search / "subnet.json")
+    assert chosen.lora_qkv[0] in (4, 3, 2)
+    bundle = tmp_path / "bundle"
+    args = ["export", "--supernet", str(supernet), "--subnet", str(search / "subnet.json"), "--formats", "pytorch",
+            "--out", str(bundle)]  # fmt: skip
+    assert main(args) == 0
+    net = LoraSuperNetwork.from_pretrained(supernet, supernet / "adapter", masks_file=supernet / "masks.safetensors")
+    inputs = _dev_inputs(wanda_run)
+    with net.activate(chosen):
+        expected = outputs_of(net.model.eval(), inputs)
+    assert torch.allclose(outputs_of(load_sliced(bundle / "pytorch").eval(), inputs), expected, atol=1e-5, rtol=0)
+    assert main(["train-supernet", "--task", "sst2", "--model", "x", "--sparsity", "wanda", "--out", "y"]) == 2
+    assert "sparsity: wanda needs --adapters lora" in capsys.readouterr().err

@@ -51,4 +51,5 @@ def with_rank_dimensions(
 def widths_space(space: SearchSpace) -> SearchSpace:
     """`space` without its rank dimensions (what latency tables and slicing see)."""
     choices = {name: [list(c) for c in values] for name, values in space.items() if name not in LORA_DIMENSIONS}
-    return SearchSpace(metadata=space.metadata, **choices)
+    metadata = {k: v for k, v in space.metadata.items() if k != "lora"}
+    return SearchSpace(metadata=metadata, **choices)

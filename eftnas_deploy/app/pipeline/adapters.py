@@ -26,6 +26,7 @@ import torch
 
 from eftnas_deploy.app.pipeline.config import DataConfig, LoraSettings, SparsitySettings, SupernetConfig
 from eftnas_deploy.app.supernet_dir import write_descriptor
+from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.io import write_json
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
@@ -98,6 +99,13 @@ def train_lora_supernet(
 ) -> dict[str, Any]:
     """`train_supernet` for LoRA super-adapters on the frozen base in `model_dir` (see the module docstring)."""
     task = get_task(data.task)
+    for name, choices in search_space.items():
+        if name in lora.groups or name in ("lora_qkv", "lora_up", "lora_down"):
+            top = max(c[0] for c in choices)
+            if name not in lora.groups:
+                raise EftnasError(f"search_space: {name} is searched but lora.groups {list(lora.groups)} omits it")
+            if top > lora.max_rank:
+                raise EftnasError(f"search_space: {name} rank {top} exceeds lora.max_rank {lora.max_rank}")
     base = load_model(str(model_dir), task.model_task, what="supernet", strict_task=True)
     report = prune_base(base, sparsity, train, tokenizer, seed, work) if sparsity.method == "wanda" else None
     base.save_pretrained(work)  # the frozen base: what the super-adapter and its sub-adapters apply to
