@@ -361,3 +361,50 @@ def test_train_supernet_search_and_export_commands_with_adapters(wanda_run, tmp_
     assert torch.allclose(outputs_of(load_sliced(bundle / "pytorch").eval(), inputs), expected, atol=1e-5, rtol=0)
     assert main(["train-supernet", "--task", "sst2", "--model", "x", "--sparsity", "wanda", "--out", "y"]) == 2
     assert "sparsity: wanda needs --adapters lora" in capsys.readouterr().err
+
+
+def test_an_interrupted_super_adapter_stage_resumes_from_its_checkpoint(wanda_run, tmp_path, monkeypatch):
+    import types
+
+    from transformers import AutoTokenizer
+
+    from eftnas_deploy.app.pipeline import adapters
+    from eftnas_deploy.app.pipeline.config import load_config
+    from eftnas_deploy.app.pipeline.context import RunContext
+    from eftnas_deploy.app.pipeline.runner import CONFIG_FILE
+    from eftnas_deploy.app.pipeline.stages import _trainer_args
+
+    config = load_config(wanda_run / CONFIG_FILE)
+    ctx = RunContext(config, wanda_run)
+    tokenizer = AutoTokenizer.from_pretrained(str(wanda_run / "03_space" / "model"))
+    work = tmp_path / "05_supernet.partial"
+    work.mkdir()
+    cfg = config.supernet
+
+    def stage():
+        return adapters.train_lora_supernet(
+            cfg, config.lora, config.sparsity, config.data, model_dir=wanda_run / "03_space" / "model",
+            tokenizer=tokenizer, search_space=SearchSpace.load(wanda_run / "03_space" / "search_space.json"),
+            teacher_dir=None, train=ctx.split("train", tokenizer), held_out=ctx.split("held_out", tokenizer),
+            held_out_file=wanda_run / "held_out.json", work=work, seed=0,
+            trainer_args=lambda out: _trainer_args(out, cfg, 0, False, save_steps=1, max_steps=2),
+        )  # fmt: skip
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed after training, before the checkpoints were removed")
+
+    monkeypatch.setattr(adapters, "shutil", types.SimpleNamespace(rmtree=killed, copy2=None))
+    with pytest.raises(RuntimeError, match="killed"):
+        stage()
+    assert (work / "checkpoints" / "checkpoint-2").is_dir() and (work / "masks.safetensors").is_file()
+    report = (work / "sparsity.json").read_text()
+    monkeypatch.undo()
+    result = stage()
+    assert result["resumed_from"].endswith("checkpoint-2")
+    assert (work / "sparsity.json").read_text() == report  # the same masks, re-applied rather than re-scored
+    net = LoraSuperNetwork.from_pretrained(work, work / "adapter", masks_file=work / "masks.safetensors")
+    trained = [m.lora_B["default"].weight for m in net.elastic.modules.values()]
+    assert any(w.abs().sum() > 0 for w in trained)  # the checkpoint's adapters, not peft's zero-initialised B
+    base = dict(AutoModelForSequenceClassification.from_pretrained(str(work)).named_modules())
+    for name, mask in load_masks(work / "masks.safetensors").items():
+        assert torch.all(base[name].weight[~mask] == 0)
