@@ -93,7 +93,6 @@ def _tiny_config(**sections) -> PipelineConfig:
 @pytest.mark.parametrize(
     "sections,expected",
     [
-        ({"model": {"model_type": "distilbert"}, "supernet": {"adapters": "lora"}}, "supernet.adapters: lora targets"),
         (
             {"supernet": {"adapters": "lora"}, "lora": {"max_rank": 96, "rank_choices": [8]}},
             "lora.max_rank: 96 exceeds",
@@ -121,9 +120,10 @@ def test_run_flags_reach_the_config(capsys):
 
 
 # -- the width + rank super-network ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
 @pytest.mark.parametrize("pruned", [False, True])
-def test_widths_and_ranks_unmerged_equal_the_merged_sliced_model(pruned):
-    base, inputs = tiny_model(seed=0, **SMALL), random_inputs()
+def test_widths_and_ranks_unmerged_equal_the_merged_sliced_model(pruned, model_type):
+    base, inputs = tiny_model(model_type, seed=0, **SMALL), random_inputs()
     masks = wanda_prune(base, [inputs], pattern=(2, 4)).masks if pruned else None
     elastic = attach_lora(base, max_rank=8)
     _randomize(elastic)

@@ -41,13 +41,15 @@ from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.families.models import task_of
 
 ADAPTER = "default"
-# Full-path module-name patterns (peft's regex `target_modules` form). FFN down is `layer.N.output.dense`,
-# which the attention output projection (`layer.N.attention.output.dense`) does not match.
+# Full-path module-name patterns (peft's regex `target_modules` form), BERT/RoBERTa and DistilBERT names. FFN
+# down is `layer.N.output.dense`, which the attention output projection (`layer.N.attention.output.dense`)
+# does not match.
 LORA_GROUPS: dict[str, str] = {
-    "lora_qkv": r".*\.layer\.(\d+)\.attention\.self\.(?:query|key|value)",
-    "lora_up": r".*\.layer\.(\d+)\.intermediate\.dense",
-    "lora_down": r".*\.layer\.(\d+)\.output\.dense",
+    "lora_qkv": r".*\.layer\.(\d+)\.attention\.(?:self\.(?:query|key|value)|q_lin|k_lin|v_lin)",
+    "lora_up": r".*\.layer\.(\d+)\.(?:intermediate\.dense|ffn\.lin1)",
+    "lora_down": r".*\.layer\.(\d+)\.(?:output\.dense|ffn\.lin2)",
 }
+LORA_FAMILIES = ("bert", "roberta", "distilbert")  # model types whose projection names LORA_GROUPS matches
 _TASK_TYPES = {"text-classification": "SEQ_CLS", "question-answering": "QUESTION_ANS"}
 _PREFIX = "base_model.model."
 

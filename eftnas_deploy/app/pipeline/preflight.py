@@ -159,8 +159,10 @@ def _check_adapters(config: PipelineConfig, model_config: PretrainedConfig, geom
         return []
     out = []
     model_type = getattr(model_config, "model_type", config.model.model_type)
-    if model_type not in ("bert", "roberta"):
-        out.append(f"supernet.adapters: lora targets BERT/RoBERTa projection names; {model_type} is not supported")
+    from eftnas_deploy.lora.elastic import LORA_FAMILIES
+
+    if model_type not in LORA_FAMILIES:
+        out.append(f"supernet.adapters: lora supports model types {list(LORA_FAMILIES)}, not {model_type}")
     if config.lora.max_rank > geometry.hidden_size:
         out.append(f"lora.max_rank: {config.lora.max_rank} exceeds the model's hidden_size {geometry.hidden_size}")
     if config.sparsity.method == "wanda":
