@@ -119,7 +119,7 @@ def main() -> int:
     p.add_argument("--ranks", default="32,24,16", help="rank choices (NLS); every one also trained alone")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps of every run (default: 1 epoch)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=None, help="default: 5e-4 (2e-3 with --quick: few steps)")
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--train-rows", type=int, default=None)
     p.add_argument("--dev-rows", type=int, default=None)
@@ -133,6 +133,7 @@ def main() -> int:
         args.train_rows, args.dev_rows = args.train_rows or 512, args.dev_rows or 200
         args.steps, args.batch_size = args.steps or 30, 16
         args.calibration_batches = min(args.calibration_batches, 2)
+    args.lr = args.lr or (2e-3 if args.quick else 5e-4)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     ranks = tuple(sorted({int(r) for r in args.ranks.split(",")}, reverse=True))
     task = get_task("sst2")

@@ -408,3 +408,27 @@ def test_an_interrupted_super_adapter_stage_resumes_from_its_checkpoint(wanda_ru
     base = dict(AutoModelForSequenceClassification.from_pretrained(str(work)).named_modules())
     for name, mask in load_masks(work / "masks.safetensors").items():
         assert torch.all(base[name].weight[~mask] == 0)
+
+
+def test_the_lora_example_config_is_valid(shared_data, monkeypatch):
+    from eftnas_deploy.app.pipeline.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # example paths are relative to the repository root
+    config = load_config(root / "examples" / "lora_nls.yaml")
+    assert config.supernet.adapters == "lora" and config.sparsity.pattern == (2, 4)
+    assert Path(config.model.tokenizer).is_dir() and Path(config.data.train_file).is_file()
+
+
+@pytest.mark.integration
+def test_the_lora_example_runs_as_written(tmp_path, monkeypatch):
+    from eftnas_deploy.app.pipeline.runner import read_state
+    from tests.test_examples import EXAMPLES, ROOT, _set_args
+
+    if not (ROOT.parent / "shared" / "data").is_dir():
+        pytest.skip("shared data not found")
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "lora_nls"
+    assert main(["run", "--config", str(EXAMPLES / "lora_nls.yaml"), "--out", str(out), *_set_args("lora_nls")]) == 0
+    assert "08_export" in read_state(out)["stages"] and (out / "08_export" / "sub_adapter").is_dir()
+    assert json.loads((out / "08_export" / "deployment.json").read_text())["adapters"]["sparsity"]["mask_kept"]
