@@ -176,6 +176,7 @@ def _pipeline(root: Path, name: str, sparsity: dict | None) -> Path:
     config["finetune"] = {"epochs": 0.2, "lr": 2e-4}
     config["lut"] |= {"validate_samples": 2}
     config["export"] |= {"calibration_size": 16, "benchmark_repeats": 3, "formats": ["pytorch", "onnx"]}
+    config["export"]["pareto_front"] = sparsity is None  # every front point merged and sliced too (dense run)
     run_pipeline(PipelineConfig.from_dict(config), run_dir, keep=("data",))
     return run_dir
 
@@ -241,6 +242,14 @@ def test_exported_model_equals_the_merged_sub_adapter(request, kind):
     assert record["unmerged_vs_exported_max_abs"] <= 1e-5
     report = (run_dir / "report.md").read_text()
     assert "## LoRA super-adapter" in report and "Trainable parameters of the sub-adapter" in report
+    stage5 = LoraSuperNetwork.from_pretrained(supernet_dir, supernet_dir / "adapter")  # the front's weights
+    stage5.model.eval()
+    for point in deployment["pareto_bundles"]:  # front points: their own sub-adapter merged, then sliced
+        subnet = SubnetConfig.from_dict(point["subnet"])
+        dense = load_sliced(run_dir / "08_export" / point["dir"] / "pytorch").eval()
+        with stage5.activate(subnet):
+            assert torch.allclose(outputs_of(dense, inputs), outputs_of(stage5.model, inputs), atol=1e-5, rtol=0)
+    assert (kind == "lora") == bool(deployment["pareto_bundles"])
 
 
 @pytest.mark.parametrize("kind", KINDS)
