@@ -60,8 +60,13 @@ def prune_base(base: Any, sparsity: SparsitySettings, train: Any, tokenizer: Any
             for name, mask in masks.items():
                 modules[name].weight.mul_(mask.to(modules[name].weight.dtype))
         return json.loads((work / SPARSITY_FILE).read_text())
+    from eftnas_deploy.families.models import model_input_names
+
+    names = model_input_names(base)  # DistilBERT takes no token_type_ids
     loader = training_batches(train, tokenizer, sparsity.calibration_batch_size, seed)
-    batches = list(itertools.islice(loader, sparsity.calibration_batches))
+    batches = [
+        {k: v for k, v in b.items() if k in names} for b in itertools.islice(loader, sparsity.calibration_batches)
+    ]
     start = time.perf_counter()
     pattern = sparsity.pattern
     result = wanda_prune(base, batches, sparsity=0.5 if pattern else float(sparsity.target), pattern=pattern)
