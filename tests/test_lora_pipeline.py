@@ -159,13 +159,14 @@ def test_width_and_rank_training_reaches_only_the_active_adapter_slices():
 
 
 # -- the pipeline end to end -----------------------------------------------------------------------------------------
-def _pipeline(root: Path, name: str, sparsity: dict | None) -> Path:
+def _pipeline(root: Path, name: str, sparsity: dict | None, model_type: str = "bert") -> Path:
     from eftnas_deploy.app.commands.demo import demo_config, write_task
     from eftnas_deploy.app.pipeline.runner import run_pipeline
 
     run_dir = root / name
     write_task(run_dir / "data", 300, 60, seed=0)
     config = demo_config(run_dir, "tiny", 0)
+    config["model"]["model_type"] = model_type
     config["teacher"] = {"epochs": 1.0, "lr": 1e-3}
     config["importance"]["steps"] = 4
     config["supernet"] = {"strategy": "sandwich", "epochs": 0.3, "lr": 1e-3, "adapters": "lora"}
@@ -417,6 +418,17 @@ def test_an_interrupted_super_adapter_stage_resumes_from_its_checkpoint(wanda_ru
     base = dict(AutoModelForSequenceClassification.from_pretrained(str(work)).named_modules())
     for name, mask in load_masks(work / "masks.safetensors").items():
         assert torch.all(base[name].weight[~mask] == 0)
+
+
+@pytest.mark.integration
+def test_a_distilbert_pipeline_with_pruned_super_adapters(tmp_path):
+    run_dir = _pipeline(tmp_path, "distilbert", {"method": "wanda", "target": 0.5}, model_type="distilbert")
+    deployment = json.loads((run_dir / "08_export" / "deployment.json").read_text())
+    record = deployment["adapters"]
+    assert record["unmerged_vs_exported_max_abs"] <= 1e-5 and record["sparsity"]["mask_kept"]
+    assert any(name.endswith("ffn.lin1") for name in record["sparsity"]["per_layer"])
+    exported = load_sliced(run_dir / "08_export" / "bundle" / "pytorch")
+    assert exported.config.model_type == "distilbert"
 
 
 def test_the_lora_example_config_is_valid(shared_data, monkeypatch):
