@@ -453,3 +453,21 @@ def test_the_lora_example_runs_as_written(tmp_path, monkeypatch):
     assert main(["run", "--config", str(EXAMPLES / "lora_nls.yaml"), "--out", str(out), *_set_args("lora_nls")]) == 0
     assert "08_export" in read_state(out)["stages"] and (out / "08_export" / "sub_adapter").is_dir()
     assert json.loads((out / "08_export" / "deployment.json").read_text())["adapters"]["sparsity"]["mask_kept"]
+
+
+def test_search_costs_count_what_is_deployed():
+    from eftnas_deploy.core.geometry import ModelGeometry
+    from eftnas_deploy.metrics import count_params
+    from eftnas_deploy.search.outputs import deployed, point_record
+    from eftnas_deploy.search.pareto import ParetoPoint
+    from eftnas_deploy.search.session import cost_functions
+
+    net = LoraSuperNetwork(attach_lora(tiny_model(seed=0, **SMALL), max_rank=8))
+    geometry: ModelGeometry = net.geometry
+    subnet = SubnetConfig(heads=[2, 4], ffn=[32, 16], lora_qkv=[8, 2], lora_up=[0, 5], lora_down=[3, 8])
+    assert deployed(subnet) == widths_only(subnet) and deployed(widths_only(subnet)) == widths_only(subnet)
+    costs = cost_functions(net, seq_len=16, batch=1, latency_ms=None)
+    params = count_params(widths_only(subnet), geometry)
+    assert costs["params"](subnet) == params / 1e6 < count_params(subnet, geometry) / 1e6  # ranks merge away
+    assert costs["macs"](subnet) == costs["macs"](widths_only(subnet))
+    assert point_record(ParetoPoint(subnet, 0.5, 1.0), geometry, 16, 1)["params"] == params

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eftnas_deploy.core.dimensions import dimension
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.io import write_json
 from eftnas_deploy.core.space import SearchSpace
@@ -22,7 +21,7 @@ from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import PreparedSplit
 from eftnas_deploy.evaluation import evaluate
 from eftnas_deploy.metrics import count_macs, count_params
-from eftnas_deploy.search.outputs import plot_pareto, write_pareto_json
+from eftnas_deploy.search.outputs import deployed, plot_pareto, write_pareto_json
 from eftnas_deploy.search.pareto import ParetoPoint, select_cheapest_within_delta, select_most_accurate
 from eftnas_deploy.search.searcher import SearchConfig, run_search
 from eftnas_deploy.supernet.elastic import SuperNetwork
@@ -61,14 +60,6 @@ def cost_functions(
     if latency_ms is not None:
         costs["latency"] = latency_ms
     return costs
-
-
-def deployed(subnet: SubnetConfig) -> SubnetConfig:
-    """`subnet` without the dimensions that cost nothing at inference (no LUT block: merged LoRA ranks)."""
-    free = [d for d in subnet.dimensions if dimension(d).block is None]
-    if not free:
-        return subnet
-    return SubnetConfig(**{d: getattr(subnet, d) for d in subnet.dimensions if d not in free})
 
 
 def _digest(data: Any) -> str:

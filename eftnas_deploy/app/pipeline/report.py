@@ -11,7 +11,7 @@ from eftnas_deploy.app.pipeline.deployment import speedups
 from eftnas_deploy.core.io import read_json, write_json
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.metrics import count_macs, count_params
-from eftnas_deploy.search.session import deployed
+from eftnas_deploy.search.outputs import deployed
 
 PUBLISHED = ("report.md", "report.json", "pareto.png", "lut_validation.png")
 
