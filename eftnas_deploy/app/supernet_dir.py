@@ -38,8 +38,16 @@ class SupernetDescriptor:
     seed: int = 0
     format_version: int = FORMAT_VERSION
     source: str = DESCRIPTOR_FILE  # the file this was read from (the legacy side file for old directories)
+    # LoRA super-adapters on a frozen base (`supernet.adapters: lora`): {"kind": "lora", "dir": "adapter",
+    # "max_rank", "alpha", "groups", ...}; the directory's weights are then the frozen base. None: plain.
+    adapters: dict[str, Any] | None = None
+    sparsity: dict[str, Any] | None = None  # {"method": "wanda", "target", "masks": "masks.safetensors", ...}
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {k: v for k, v in (("adapters", self.adapters), ("sparsity", self.sparsity)) if v is not None}
+        return {**self._core(), **extra}
+
+    def _core(self) -> dict[str, Any]:
         return {
             "format_version": self.format_version,
             "task": self.task,
@@ -64,6 +72,8 @@ def write_descriptor(
     training: dict[str, Any],
     teacher: str | None,
     seed: int,
+    adapters: dict[str, Any] | None = None,
+    sparsity: dict[str, Any] | None = None,
 ) -> SupernetDescriptor:
     """Write `directory/supernet.json` (the search space itself stays in search_space.json beside it)."""
     descriptor = SupernetDescriptor(
@@ -75,6 +85,8 @@ def write_descriptor(
         training=training,
         teacher=teacher,
         seed=seed,
+        adapters=adapters,
+        sparsity=sparsity,
     )
     write_json(Path(directory) / DESCRIPTOR_FILE, descriptor.to_dict())
     return descriptor
@@ -107,6 +119,8 @@ def read_descriptor(directory: str | Path) -> SupernetDescriptor:
             training=record.get("training") or {},
             teacher=record.get("teacher"),
             seed=int(record.get("seed", 0)),
+            adapters=record.get("adapters"),
+            sparsity=record.get("sparsity"),
         )
     legacy = directory / LEGACY_CONFIG_FILE
     if legacy.is_file():
@@ -156,6 +170,51 @@ def resolve_task(
             )
         return head, spec or recorded
     return head, spec
+
+
+def load_supernet(directory: str | Path, head: str, adapter_dir: str | Path | None = None) -> Any:
+    """The super-network a directory holds, as its descriptor says: a `SuperNetwork`, or for LoRA super-adapters
+    a `LoraSuperNetwork` (frozen base + the peft super-adapter in `adapter_dir`, default the recorded one, and
+    the sparsity keep-masks)."""
+    from eftnas_deploy.supernet.elastic import SuperNetwork
+
+    directory = Path(directory)
+    descriptor = read_descriptor(directory)
+    adapters = descriptor.adapters
+    if not adapters or adapters.get("kind") in (None, "none"):
+        if adapter_dir is not None:
+            raise EftnasError(f"supernet: {directory} holds no adapters ({DESCRIPTOR_FILE} records none)")
+        return SuperNetwork.from_pretrained(str(directory), task=head)
+    if adapters.get("kind") != "lora":
+        raise EftnasError(f"adapters: {directory / DESCRIPTOR_FILE} records adapters of kind {adapters.get('kind')!r}")
+    from eftnas_deploy.lora.supernet import LoraSuperNetwork
+
+    masks = (descriptor.sparsity or {}).get("masks")
+    return LoraSuperNetwork.from_pretrained(
+        directory, adapter_dir or directory / adapters.get("dir", "adapter"), task=head,
+        masks_file=directory / masks if masks else None,
+    )  # fmt: skip
+
+
+def deployable(supernet: Any, subnet: Any) -> tuple[Any, Any]:
+    """(super-network, sub-network) to slice for deployment: a LoRA super-network's sub-adapter is merged into a
+    copy of its base first (sparsity kept) and the merged model sliced to the widths; others as they are."""
+    if not hasattr(supernet, "merged"):
+        return supernet, subnet
+    from eftnas_deploy.lora.supernet import widths_only
+
+    merged = supernet.merged(subnet)
+    merged.model.eval()
+    return merged, widths_only(subnet)
+
+
+def timing_supernet(supernet: Any, directory: str | Path) -> Any:
+    """A plain super-network to time sub-networks with (LoRA: the base alone; ranks cost nothing once merged)."""
+    if not hasattr(supernet, "merged"):
+        return supernet
+    from eftnas_deploy.supernet.elastic import SuperNetwork
+
+    return SuperNetwork.from_pretrained(str(directory), task=supernet.geometry.task)
 
 
 def held_out_from_supernet(directory: str | Path, tokenizer: Any, max_length: int | None = None):

@@ -108,6 +108,35 @@ class ElasticLoraLinear(PeftLoraLinear):
                 result = result + F.linear(h, self.get_delta_weight(adapter))
         return result.to(dtype)
 
+    def sliced_forward(self, x: torch.Tensor, rows: int | None = None, cols: int | None = None) -> torch.Tensor:
+        """The layer on its first `rows` outputs and `cols` inputs, adapter included (elastic-width layers call it).
+
+        Equal to `forward` followed by slicing, so a width + rank sub-network trains and evaluates unmerged.
+        """
+        weight, bias = self.base_layer.weight, self.base_layer.bias
+        if rows is not None:
+            weight, bias = weight[:rows], None if bias is None else bias[:rows]
+        if cols is not None:
+            weight = weight[:, :cols]
+        result = F.linear(x, weight, bias)
+        if self.disable_adapters or self.merged:
+            return result
+        dtype = result.dtype
+        for adapter in self.active_adapters:
+            if adapter not in self.lora_A:
+                continue
+            a, b = self._sliced(adapter)
+            h = self.lora_dropout[adapter](self._cast_input_dtype(x, a.dtype))
+            if self.delta_mask is None:
+                a = a if cols is None else a[:, :cols]
+                b = b if rows is None else b[:rows]
+                result = result + F.linear(F.linear(h, a), b) * self.scaling[adapter]
+            else:
+                delta = self.get_delta_weight(adapter)
+                delta = delta if rows is None else delta[:rows]
+                result = result + F.linear(h, delta if cols is None else delta[:, :cols])
+        return result.to(dtype)
+
 
 def _group_of(name: str, groups: dict[str, str]) -> tuple[str, int] | None:
     for group, pattern in groups.items():

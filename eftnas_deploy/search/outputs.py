@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from eftnas_deploy.core.dimensions import dimension
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.io import write_json
 from eftnas_deploy.core.subnet import SubnetConfig
@@ -13,6 +14,14 @@ from eftnas_deploy.metrics import count_macs, count_params
 from eftnas_deploy.search.pareto import ParetoPoint
 
 FORMAT_VERSION = 1
+
+
+def deployed(subnet: SubnetConfig) -> SubnetConfig:
+    """`subnet` without the dimensions that cost nothing at inference (no LUT block: merged LoRA ranks)."""
+    free = [d for d in subnet.dimensions if dimension(d).block is None]
+    if not free:
+        return subnet
+    return SubnetConfig(**{d: getattr(subnet, d) for d in subnet.dimensions if d not in free})
 
 
 def point_record(
@@ -25,7 +34,7 @@ def point_record(
     """A front point with accuracy, predicted latency, MACs and parameters."""
     record = point.to_dict()
     record["macs"] = count_macs(point.subnet, geometry, seq_len=seq_len, batch=batch)
-    record["params"] = count_params(point.subnet, geometry)
+    record["params"] = count_params(deployed(point.subnet), geometry)  # as deployed (LoRA ranks merged away)
     if latency_ms is not None:
         record["predicted_latency_ms"] = latency_ms(point.subnet)
     return record

@@ -21,7 +21,7 @@ from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import PreparedSplit
 from eftnas_deploy.evaluation import evaluate
 from eftnas_deploy.metrics import count_macs, count_params
-from eftnas_deploy.search.outputs import plot_pareto, write_pareto_json
+from eftnas_deploy.search.outputs import deployed, plot_pareto, write_pareto_json
 from eftnas_deploy.search.pareto import ParetoPoint, select_cheapest_within_delta, select_most_accurate
 from eftnas_deploy.search.searcher import SearchConfig, run_search
 from eftnas_deploy.supernet.elastic import SuperNetwork
@@ -55,7 +55,7 @@ def cost_functions(
     geometry = supernet.geometry
     costs: dict[str, Callable[[SubnetConfig], float]] = {
         "macs": lambda s: count_macs(s, geometry, seq_len=seq_len, batch=batch) / 1e6,
-        "params": lambda s: count_params(s, geometry) / 1e6,
+        "params": lambda s: count_params(deployed(s), geometry) / 1e6,
     }
     if latency_ms is not None:
         costs["latency"] = latency_ms
@@ -93,7 +93,7 @@ def search_identity(
         "seq_len": seq_len,
         "batch": batch,
         "lut": lut,
-        "space": _digest({"heads": [list(c) for c in space.heads], "ffn": [list(c) for c in space.ffn]}),
+        "space": _digest({name: [list(c) for c in choices] for name, choices in space.items()}),
         "held_out_rows": len(held_out),
     }
 

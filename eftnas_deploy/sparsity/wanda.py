@@ -20,10 +20,10 @@ from torch import nn
 
 from eftnas_deploy.core.errors import EftnasError
 
-# Every linear layer of a BERT/RoBERTa encoder layer (Q, K, V, attention output, FFN up, FFN down).
+# Every linear layer of a BERT/RoBERTa (or DistilBERT) encoder layer (Q, K, V, attention output, FFN up, FFN down).
 ENCODER_LINEARS = (
     r".*\.layer\.(\d+)\.(?:attention\.self\.(?:query|key|value)|attention\.output\.dense|intermediate\.dense"
-    r"|output\.dense)"
+    r"|output\.dense|attention\.(?:q_lin|k_lin|v_lin|out_lin)|ffn\.lin1|ffn\.lin2)"
 )
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 

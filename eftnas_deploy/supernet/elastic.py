@@ -25,6 +25,23 @@ from eftnas_deploy.families.models import encoder_layers, family_of, get_submodu
 from eftnas_deploy.supernet.dims import HANDLERS
 
 
+def sliced_linear(linear: nn.Module, x: torch.Tensor, rows: int | None = None, cols: int | None = None) -> torch.Tensor:
+    """`linear` on its first `rows` outputs and first `cols` inputs (None: all).
+
+    A module with its own `sliced_forward` (an elastic LoRA layer, `eftnas_deploy.lora`) slices itself, so
+    its adapter update is sliced with the base weight instead of being skipped.
+    """
+    own = getattr(linear, "sliced_forward", None)
+    if own is not None:
+        return own(x, rows, cols)
+    weight, bias = linear.weight, linear.bias
+    if rows is not None:
+        weight, bias = weight[:rows], None if bias is None else bias[:rows]
+    if cols is not None:
+        weight = weight[:, :cols]
+    return F.linear(x, weight, bias)
+
+
 class ElasticEncoderLayer(GradientCheckpointingLayer):
     """Drop-in replacement for a family's encoder layer with an active prefix of heads and FFN neurons.
 
@@ -76,8 +93,7 @@ class ElasticEncoderLayer(GradientCheckpointingLayer):
         batch, seq, _ = x.shape
 
         def project(path: str) -> torch.Tensor:
-            linear = self._module(path)
-            y = F.linear(x, linear.weight[:width], linear.bias[:width])
+            y = sliced_linear(self._module(path), x, rows=width)
             return y.view(batch, seq, heads, self.head_dim).transpose(1, 2)
 
         attn_dropout = self._module(layout.attention_dropout)
@@ -89,8 +105,7 @@ class ElasticEncoderLayer(GradientCheckpointingLayer):
             dropout_p=attn_dropout.p if self.training and attn_dropout is not None else 0.0,
         )
         context = context.transpose(1, 2).reshape(batch, seq, width)
-        out = self._module(layout.output)
-        y = F.linear(context, out.weight[:, :width], out.bias)
+        y = sliced_linear(self._module(layout.output), context, cols=width)
         dropout = self._module(layout.output_dropout)
         if dropout is not None:
             y = dropout(y)
@@ -99,9 +114,8 @@ class ElasticEncoderLayer(GradientCheckpointingLayer):
     def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         layout = self.family.ffn
         width = self.active["ffn"]
-        up, down = self._module(layout.up), self._module(layout.down)
-        h = self._module(layout.activation)(F.linear(x, up.weight[:width], up.bias[:width]))
-        y = F.linear(h, down.weight[:, :width], down.bias)
+        h = self._module(layout.activation)(sliced_linear(self._module(layout.up), x, rows=width))
+        y = sliced_linear(self._module(layout.down), h, cols=width)
         dropout = self._module(layout.dropout)
         if dropout is not None:
             y = dropout(y)

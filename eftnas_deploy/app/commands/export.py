@@ -94,18 +94,19 @@ def _task(args: argparse.Namespace) -> tuple[str | None, object | None]:
 
 def _source(args: argparse.Namespace, head: str | None):
     from eftnas_deploy.families.models import load_tokenizer_if_present
-    from eftnas_deploy.supernet.elastic import SuperNetwork
     from exporters.bundle import ExportSource
 
     if args.sliced:
         if args.subnet or args.pareto:
             raise EftnasError("subnet: --sliced already fixes the sub-network; drop --subnet/--pareto")
         return ExportSource.from_sliced(args.sliced)
+    from eftnas_deploy.app.supernet_dir import deployable, load_supernet
     from eftnas_deploy.core.subnet_checks import check_deployable
 
     subnet = _subnet(args)
-    supernet = SuperNetwork.from_pretrained(args.supernet, task=head)
+    supernet = load_supernet(args.supernet, head)
     check_deployable(subnet, supernet.geometry, args.supernet, args.allow_untrained_subnet)
+    supernet, subnet = deployable(supernet, subnet)  # LoRA: the sub-adapter merged, sliced to the widths
     return ExportSource.from_supernet(supernet, subnet, load_tokenizer_if_present(args.supernet))
 
 

@@ -18,7 +18,26 @@ FLAGS = {
     "evals": "search.evals",
     "seed": "seed",
     "out": "out",
+    "adapters": "supernet.adapters",
+    "lora_max_rank": "lora.max_rank",
+    "lora_ranks": "lora.rank_choices",
+    "sparsity": "sparsity.method",
+    "sparsity_target": "sparsity.target",
 }
+
+
+def _ranks(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of ranks, e.g. 32,24,16") from None
+
+
+def _fraction_or_pattern(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text  # "2:4"; checked with the config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-macs", type=float, help="budget in millions of MACs")
     p.add_argument("--evals", type=int, help="search evaluations")
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--adapters", choices=("none", "lora"), help="lora: LoRA super-adapters on a frozen base (LoNAS/NLS)"
+    )
+    p.add_argument("--lora-max-rank", type=int, help="rank of the LoRA super-adapter")
+    p.add_argument("--lora-ranks", type=_ranks, help="rank choices per layer and group, e.g. 32,24,16")
+    p.add_argument("--sparsity", choices=("none", "wanda"), help="prune the teacher before super-adapter training")
+    p.add_argument("--sparsity-target", type=_fraction_or_pattern, help="a fraction (0.5) or an N:M pattern (2:4)")
     p.add_argument("--out", help="run directory (default: the config's `out`)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. --set supernet.epochs=2 (repeatable)")  # fmt: skip

@@ -14,7 +14,9 @@ from eftnas_deploy.app.supernet_dir import (
     DESCRIPTOR_FILE,
     LEGACY_CONFIG_FILE,
     held_out_from_supernet,
+    load_supernet,
     read_descriptor,
+    timing_supernet,
 )
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.io import LOCK_FILE, check_output_dir
@@ -24,7 +26,6 @@ from eftnas_deploy.data import get_task
 from eftnas_deploy.families.sources import load_tokenizer
 from eftnas_deploy.search.searcher import ALGORITHMS, SearchConfig
 from eftnas_deploy.search.session import OBJECTIVES, SELECTIONS, Budget, search_supernet
-from eftnas_deploy.supernet.elastic import SuperNetwork
 from exporters.runtime import RUNTIMES
 from latency_lut.config import check_seq_len, max_seq_len
 
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if not descriptor.task:
         raise EftnasError(f"supernet: {supernet_dir / descriptor.source} names no task")
     task = get_task(descriptor.task)
-    supernet = SuperNetwork.from_pretrained(str(supernet_dir), task=task.model_task)
+    supernet = load_supernet(supernet_dir, task.model_task)  # LoRA super-adapters: widths and ranks
     supernet.model.eval()
     space_path = Path(args.search_space) if args.search_space else supernet_dir / "search_space.json"
     space = SearchSpace.load(space_path).validate(supernet.geometry)
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                     shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         summary = _search(args, supernet, space, held_out, objective, predictor, seq_len, batch)
         if table is not None and args.remeasure_top > 0:
-            remeasure_finalists(supernet, table, Path(args.out), args.remeasure_top)
+            remeasure_finalists(timing_supernet(supernet, supernet_dir), table, Path(args.out), args.remeasure_top)
     print(json.dumps({k: summary[k] for k in ("trials", "hypervolume", "chosen")}, indent=2))
     print(f"wrote {args.out}")
     return 0

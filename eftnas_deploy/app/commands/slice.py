@@ -8,7 +8,6 @@ from eftnas_deploy.core.geometry import SUPPORTED_TASKS
 from eftnas_deploy.core.io import check_output_dir
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.families.models import load_tokenizer_if_present
-from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.supernet.slicing import save_sliced, slice_subnet
 
 
@@ -29,14 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eftnas_deploy.app.supernet_dir import resolve_task
+    from eftnas_deploy.app.supernet_dir import deployable, load_supernet, resolve_task
     from eftnas_deploy.core.subnet_checks import check_deployable
 
     check_output_dir(args.out, args.overwrite)
     subnet = SubnetConfig.load(args.subnet)
     head, _ = resolve_task(args.supernet, args.task)
-    supernet = SuperNetwork.from_pretrained(args.supernet, task=head)
+    supernet = load_supernet(args.supernet, head)
     check_deployable(subnet, supernet.geometry, args.supernet, args.allow_untrained_subnet)
+    supernet, subnet = deployable(supernet, subnet)  # LoRA: the sub-adapter merged, sliced to the widths
     tokenizer = load_tokenizer_if_present(args.supernet)
     save_sliced(slice_subnet(supernet, subnet), args.out, tokenizer=tokenizer, overwrite=args.overwrite)
     print(f"wrote {args.out}")

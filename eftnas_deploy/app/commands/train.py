@@ -14,7 +14,18 @@ import time
 from pathlib import Path
 
 from eftnas_deploy.app.commands.config_flags import add_config_flag, config_default, config_from_args
-from eftnas_deploy.app.pipeline.config import DataConfig, ModelConfig, SupernetConfig, TeacherConfig
+from eftnas_deploy.app.commands.run import _fraction_or_pattern
+from eftnas_deploy.app.commands.run import _ranks as _rank_list
+from eftnas_deploy.app.pipeline.config import (
+    ADAPTERS,
+    SPARSITY_METHODS,
+    DataConfig,
+    LoraSettings,
+    ModelConfig,
+    SparsitySettings,
+    SupernetConfig,
+    TeacherConfig,
+)
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.family import family_names
 from eftnas_deploy.core.io import atomic_output_dir, check_output_dir, write_json
@@ -65,6 +76,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flag(supernet, SupernetConfig, "growth", choices=GROWTH, help="progressive FFN growth (ELM)")
     add_config_flag(supernet, SupernetConfig, "growth_stages", help="growth stages (0: one per epoch)")
     add_config_flag(supernet, SupernetConfig, "save_steps", help="checkpoint every N steps (0: none)")
+    lora = supernet.add_argument_group("LoRA super-adapters on the frozen model (LoNAS / Shears NLS)")
+    add_config_flag(lora, SupernetConfig, "adapters", choices=ADAPTERS, help="lora: train adapters only")
+    add_config_flag(lora, LoraSettings, "max_rank", "--lora-max-rank", dest="lora_max_rank")
+    lora.add_argument(
+        "--lora-ranks", type=_rank_list, help="rank choices per layer and group, e.g. 32,24,16 (default: r, 3r/4, r/2)"
+    )
+    add_config_flag(lora, LoraSettings, "alpha", "--lora-alpha", dest="lora_alpha", help="default: 2 x max rank")
+    add_config_flag(lora, SparsitySettings, "method", "--sparsity", dest="sparsity", choices=SPARSITY_METHODS)
+    lora.add_argument(
+        "--sparsity-target", type=_fraction_or_pattern, default=config_default(SparsitySettings, "target"),
+        help="a fraction (0.5) or an N:M pattern (2:4)",
+    )  # fmt: skip
+    add_config_flag(lora, SparsitySettings, "calibration_batches", dest="calibration_batches")
     supernet.add_argument(
         "--resume", action="store_true", help=f"resume from the last checkpoint in <out>{PARTIAL_SUFFIX}"
     )
@@ -149,6 +173,8 @@ def run_supernet(args: argparse.Namespace) -> int:
     if not args.resume:
         check_output_dir(out, args.overwrite)
     cfg = config_from_args(SupernetConfig, args, external_teacher_kd=bool(args.teacher))
+    if args.sparsity != "none" and cfg.adapters != "lora":
+        raise EftnasError(f"sparsity: {args.sparsity} needs --adapters lora (training every weight refills the pruned)")
     data_cfg = _data_config(args)
     kd = KDConfig(args.kd_temperature, args.kd_task_weight, args.kd_distill_weight, rkd_weight=cfg.rkd_weight)
     task, data = _train_rows(args)
@@ -160,12 +186,15 @@ def run_supernet(args: argparse.Namespace) -> int:
         train = prepare_split(task, rest, tokenizer, args.max_length, train=True)
         held_out = prepare_split(task, held, tokenizer, args.max_length)
         space = SearchSpace.load(args.search_space) if args.search_space else None
-        result = train_supernet(
-            cfg, data_cfg, model_dir=args.model, tokenizer=tokenizer, search_space=space, teacher_dir=args.teacher,
-            train=train, held_out=held_out, held_out_file=work / HELD_OUT_FILE, work=work, seed=args.seed,
-            space_kind=(space.metadata.get("kind", "file") if space else "full-range"), resume=args.resume,
-            max_steps=args.max_steps, kd=kd,
-        )  # fmt: skip
+        if cfg.adapters == "lora":
+            result = _train_adapters(args, cfg, data_cfg, kd, tokenizer, space, train, held_out, work)
+        else:
+            result = train_supernet(
+                cfg, data_cfg, model_dir=args.model, tokenizer=tokenizer, search_space=space, teacher_dir=args.teacher,
+                train=train, held_out=held_out, held_out_file=work / HELD_OUT_FILE, work=work, seed=args.seed,
+                space_kind=(space.metadata.get("kind", "file") if space else "full-range"), resume=args.resume,
+                max_steps=args.max_steps, kd=kd,
+            )  # fmt: skip
     except BaseException:
         if not any(work.glob("checkpoints/checkpoint-*")):  # nothing to resume: leave nothing behind
             shutil.rmtree(work, ignore_errors=True)
@@ -176,6 +205,38 @@ def run_supernet(args: argparse.Namespace) -> int:
     print({name: round(s["score"], 4) for name, s in result["held_out_scores"].items()})
     print(f"wrote {args.out}")
     return 0
+
+
+def _train_adapters(args, cfg, data_cfg, kd, tokenizer, space, train, held_out, work: Path) -> dict:
+    """`train-supernet --adapters lora`: the pipeline's super-adapter training (optionally on a pruned base)."""
+    from eftnas_deploy.app.pipeline.adapters import train_lora_supernet
+    from eftnas_deploy.app.pipeline.stages import _trainer_args
+    from eftnas_deploy.core.geometry import ModelGeometry
+    from eftnas_deploy.core.space import SearchSpace
+    from eftnas_deploy.data.split import HELD_OUT_FILE
+    from eftnas_deploy.families.sources import model_config
+    from eftnas_deploy.space.lora import with_rank_dimensions
+
+    flags = {"max_rank": "lora-max-rank", "rank_choices": "lora-ranks", "alpha": "lora-alpha"}
+    lora = config_from_args(
+        LoraSettings, argparse.Namespace(), flags=flags, max_rank=args.lora_max_rank, rank_choices=args.lora_ranks,
+        alpha=args.lora_alpha,
+    )  # fmt: skip
+    sparsity = config_from_args(
+        SparsitySettings, argparse.Namespace(), flags={"method": "sparsity", "target": "sparsity-target"},
+        method=args.sparsity, target=args.sparsity_target, calibration_batches=args.calibration_batches,
+    )  # fmt: skip
+    geometry = ModelGeometry.from_config(model_config(args.model, "model"), train.task.model_task)
+    space = space or SearchSpace.full_range(geometry)
+    if not set(space.dimensions) & {"lora_qkv", "lora_up", "lora_down"}:
+        space = with_rank_dimensions(space, lora.ranks, lora.groups, lora.elastic_widths, geometry)
+    return train_lora_supernet(
+        cfg, lora, sparsity, data_cfg, model_dir=args.model, tokenizer=tokenizer, search_space=space,
+        teacher_dir=args.teacher, train=train, held_out=held_out, held_out_file=work / HELD_OUT_FILE, work=work,
+        seed=args.seed, space_kind=space.metadata.get("kind", "file" if args.search_space else "full-range"), kd=kd,
+        trainer_args=lambda out: _trainer_args(out, cfg, args.seed, args.group_by_length, cfg.save_steps,
+                                               max_steps=args.max_steps),
+    )  # fmt: skip
 
 
 def _jsonable(args: argparse.Namespace) -> dict:

@@ -33,6 +33,9 @@ PRECISIONS = ("fp32", "f32", "bf16", "f16", "default")
 OBJECTIVES = ("latency", "macs", "params")
 SELECTIONS = ("most-accurate", "cheapest-within-delta")
 FFN_BOUNDS = ("importance", "pca")
+ADAPTERS = ("none", "lora")  # supernet.adapters: train every weight (none), or LoRA super-adapters on a frozen base
+SPARSITY_METHODS = ("none", "wanda")
+LORA_GROUP_NAMES = ("lora_qkv", "lora_up", "lora_down")  # eftnas_deploy.core.dimensions.LORA_DIMENSIONS
 
 
 @dataclass(frozen=True)
@@ -212,9 +215,12 @@ class SupernetConfig:
     # space.ffn_bounds: pca); growth_stages 0: one stage per epoch.
     growth: str = "none"
     growth_stages: int = 0
+    # "lora": freeze the base and train elastic-rank LoRA super-adapters (section `lora`, LoNAS / Shears NLS)
+    adapters: str = "none"
 
     def problems(self) -> list[tuple[str, str]]:
         out = _choice(self, "strategy", STRATEGIES) + _choice(self, "distill_from", DISTILL_SOURCES)
+        out += _choice(self, "adapters", ADAPTERS)
         out += _choice(self, "growth", GROWTH) + _non_negative(self, "warmup_ratio", "rkd_weight", "growth_stages")
         return out + _positive(self, "num_random", "epochs", "lr", "batch_size", "save_steps")
 
@@ -292,6 +298,86 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class LoraSettings:
+    """Elastic LoRA super-adapters, used with `supernet.adapters: lora`.
+
+    A rank-`max_rank` adapter on each projection group of every layer (`groups`); the search space gets one
+    rank dimension per group with `rank_choices` per layer (NLS: e.g. [32, 24, 16]). The scaling is fixed at
+    `alpha / max_rank` for every rank (default alpha: 2 * max_rank). `elastic_widths` keeps the importance
+    space's head/FFN choices (LoNAS); false searches the ranks at the full widths only (Shears NLS).
+    """
+
+    max_rank: int = 32
+    rank_choices: tuple[int, ...] | None = None  # default: max_rank, 3/4 and 1/2 of it (NLS' [32, 24, 16])
+    alpha: float | None = None
+    dropout: float = 0.0
+    groups: tuple[str, ...] = LORA_GROUP_NAMES
+    elastic_widths: bool = True
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = _positive(self, "max_rank", "alpha")
+        if self.rank_choices is not None and not self.rank_choices:
+            out.append(("rank_choices", "at least one rank is required"))
+        bad = [r for r in self.rank_choices or () if not 0 <= r <= max(self.max_rank, 0)]
+        if bad and self.max_rank > 0:
+            out.append(("rank_choices", f"{bad} outside [0, max_rank {self.max_rank}]"))
+        if not 0 <= self.dropout < 1:
+            out.append(("dropout", f"must be in [0, 1), got {self.dropout}"))
+        unknown = [g for g in self.groups if g not in LORA_GROUP_NAMES]
+        if unknown or not self.groups:
+            out.append(("groups", f"{unknown or 'none'} given; choose from {list(LORA_GROUP_NAMES)}"))
+        return out
+
+    @property
+    def ranks(self) -> tuple[int, ...]:
+        """The rank choices of every layer and group (largest first)."""
+        if self.rank_choices is not None:
+            return tuple(sorted(set(self.rank_choices), reverse=True))
+        return tuple(sorted({self.max_rank, max(1, 3 * self.max_rank // 4), max(1, self.max_rank // 2)}, reverse=True))
+
+
+@dataclass(frozen=True)
+class SparsitySettings:
+    """Prune the fine-tuned teacher before super-adapter training (Shears); needs `supernet.adapters: lora`.
+
+    `target`: a fraction of each weight row in (0, 1) (unstructured), or an "N:M" pattern such as "2:4"
+    (quote it in YAML: an unquoted 2:4 is the base-60 integer 124). Wanda scores weights on
+    `calibration_batches` training batches of `calibration_batch_size` rows.
+    """
+
+    method: str = "none"
+    target: float | str = 0.5
+    calibration_batches: int = 8
+    calibration_batch_size: int = 16
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = _choice(self, "method", SPARSITY_METHODS)
+        out += _positive(self, "calibration_batches", "calibration_batch_size")
+        try:
+            pattern = self.pattern
+        except ValueError as exc:
+            return [*out, ("target", str(exc))]
+        if pattern is not None and self.method != "wanda":
+            out.append(("target", f"an N:M pattern ({self.target}) needs sparsity.method: wanda"))
+        return out
+
+    @property
+    def pattern(self) -> tuple[int, int] | None:
+        """(N, M) of an "N:M" target, None for a fraction; ValueError naming the problem otherwise."""
+        if isinstance(self.target, str):
+            parts = self.target.split(":")
+            if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+                n, m = (int(p) for p in parts)
+                if 0 < n < m:
+                    return n, m
+            raise ValueError(f"{self.target!r} is not a fraction in (0, 1) or an N:M pattern with 0 < N < M")
+        if not 0 < self.target < 1:
+            hint = ' (an unquoted N:M is a base-60 integer in YAML: write "2:4")' if self.target >= 60 else ""
+            raise ValueError(f"{self.target:g} is not a fraction in (0, 1) or an N:M pattern{hint}")
+        return None
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -303,6 +389,8 @@ class PipelineConfig:
     search: SearchSettings = field(default_factory=SearchSettings)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    sparsity: SparsitySettings = field(default_factory=SparsitySettings)
     seed: int = 0
     out: str = "runs/pipeline"
 
@@ -312,6 +400,11 @@ class PipelineConfig:
             out.append(("supernet.growth", "'pca' growth needs the PCA components of space.ffn_bounds: pca"))
         if self.search.needs_latency and not (self.lut.file or self.lut.measure):
             out.append(("lut.measure", "a latency objective or budget needs a LUT: set lut.file or lut.measure"))
+        if self.sparsity.method in SPARSITY_METHODS[1:] and self.supernet.adapters != "lora":
+            out.append(
+                ("sparsity.method", f"{self.sparsity.method} needs supernet.adapters: lora (training every weight "
+                 "would refill the pruned ones)")
+            )  # fmt: skip
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -370,6 +463,9 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise EftnasError(f"set: {item!r} is not of the form section.key=value")
         key, value = item.split("=", 1)
+        if re.fullmatch(r"\s*\d+:\d+\s*", value):  # an N:M pattern, not YAML's base-60 integer
+            out[key.strip()] = value.strip()
+            continue
         out[key.strip()] = yaml.safe_load(value) if value.strip() else None
     return out
 
@@ -428,6 +524,11 @@ def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
                 if ok:
                     return True, coerced
         return False, None
+    if origin is tuple and args and args[0] is int:
+        items = [value] if isinstance(value, int) else value
+        if not isinstance(items, list | tuple) or any(isinstance(v, bool) or not isinstance(v, int) for v in items):
+            return False, None
+        return True, tuple(items)
     if origin is tuple:
         items = [value] if isinstance(value, str) else value
         if isinstance(value, str) and "," in value:
@@ -454,7 +555,7 @@ def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
 def _type_name(hint: Any) -> str:
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) is tuple:
-        return "a list of strings"
+        return "a list of integers" if typing.get_args(hint)[:1] == (int,) else "a list of strings"
     if args:
         return " or ".join(_type_name(a) for a in args) + " (or null)"
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string", dict: "a mapping"}.get(

@@ -153,6 +153,25 @@ def _check_data(config: PipelineConfig, task) -> list[str]:
     return out
 
 
+def _check_adapters(config: PipelineConfig, model_config: PretrainedConfig, geometry: ModelGeometry) -> list[str]:
+    """Ranks fit the hidden size and N:M divides the layers' inputs (every family's layout has the LoRA groups)."""
+    if config.supernet.adapters != "lora":
+        return []
+    out = []
+    if config.lora.max_rank > geometry.hidden_size:
+        out.append(f"lora.max_rank: {config.lora.max_rank} exceeds the model's hidden_size {geometry.hidden_size}")
+    if config.sparsity.method == "wanda":
+        pattern = config.sparsity.pattern
+        if pattern is not None:
+            widths = {"hidden_size": geometry.hidden_size, "intermediate_size": geometry.intermediate_size}
+            out += [
+                f"sparsity.target: {config.sparsity.target} needs {name} ({value}) divisible by {pattern[1]}"
+                for name, value in widths.items()
+                if value % pattern[1]
+            ]
+    return out
+
+
 def preflight(config: PipelineConfig) -> None:
     """Raise EftnasError naming every cross-field problem of `config` (one per line when several)."""
     from eftnas_deploy.data.tasks import get_task
@@ -162,6 +181,7 @@ def preflight(config: PipelineConfig) -> None:
     field = "model.from_config" if config.model.from_config else "model.name"
     geometry = _geometry(model_config, task.model_task, field)
     problems = _check_head(config, model_config, task) + _check_tokenizer(config, model_config)
+    problems += _check_adapters(config, model_config, geometry)
 
     cores, lut = usable_cores(), config.lut
     table = None

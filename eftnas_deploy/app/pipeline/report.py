@@ -11,6 +11,7 @@ from eftnas_deploy.app.pipeline.deployment import speedups
 from eftnas_deploy.core.io import read_json, write_json
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.metrics import count_macs, count_params
+from eftnas_deploy.search.outputs import deployed
 
 PUBLISHED = ("report.md", "report.json", "pareto.png", "lut_validation.png")
 
@@ -24,7 +25,8 @@ def write_report(ctx: RunContext, work: Path) -> dict[str, Any]:
     summary = read_json(search_dir / "search_summary.json", "search summary")
     deployment = read_json(export_dir / "deployment.json", "deployment")
     geometry = ModelGeometry.from_dict(pareto["geometry"])
-    chosen = SubnetConfig.from_dict(deployment["subnet"])
+    searched = SubnetConfig.from_dict(deployment["subnet"])
+    chosen = deployed(searched)  # LoRA ranks are merged away: the deployed model's cost is its widths'
     full = SubnetConfig.full(geometry)
     seq_len, batch = deployment["seq_len"], deployment["batch"]
     lut_runtime = (deployment.get("lut") or {}).get("runtime")
@@ -34,7 +36,7 @@ def write_report(ctx: RunContext, work: Path) -> dict[str, Any]:
         if r["runtime"] == lut_runtime and r["variant"] == "fp32" and r["precision_requested"] != "default"
     ]
     figures = {
-        "subnet": chosen.to_dict(),
+        "subnet": searched.to_dict(),
         "macs": count_macs(chosen, geometry, seq_len=seq_len, batch=batch),
         "macs_full": count_macs(full, geometry, seq_len=seq_len, batch=batch),
         "params": count_params(chosen, geometry),
@@ -59,6 +61,8 @@ def write_report(ctx: RunContext, work: Path) -> dict[str, Any]:
         "seq_len": seq_len,
         "batch": batch,
     }
+    if deployment.get("adapters"):
+        figures["adapters"] = deployment["adapters"]
     if summary["objective"] == "latency" and deployment["predicted_ms"]:
         plot_front(work / "pareto.png", pareto, figures, measured_lut)
     else:
@@ -141,6 +145,42 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def _budget_text(budget: dict[str, float]) -> str:
     units = {"latency": "ms predicted", "macs": "M MACs", "params": "M parameters"}
     return ", ".join(f"{name} ≤ {value:.4g} {units.get(name, '')}".strip() for name, value in budget.items()) or "none"
+
+
+def adapter_lines(a: dict, layers: int) -> list[str]:
+    """The report's LoRA section: the chosen sub-adapter's ranks and parameters, the sparsity reached."""
+    params, full = a["trainable_parameters"], a["super_adapter_parameters"]
+    names = {"lora_qkv": "Q/K/V rank", "lora_up": "FFN-up rank", "lora_down": "FFN-down rank"}
+    lines = [
+        "## LoRA super-adapter",
+        "",
+        "The chosen sub-adapter is merged into the frozen base (sparsity kept), then sliced to the chosen widths; "
+        f"the stock peft sub-adapter is in `{EXPORT}/{a['sub_adapter_dir']}/` (base: `{a['base']}`).",
+        "",
+        "| layer | " + " | ".join(str(i) for i in range(layers)) + " |",
+        "|---|" + "---|" * layers,
+    ]
+    lines += [f"| {names.get(d, d)} | " + " | ".join(str(r) for r in ranks) + " |" for d, ranks in a["ranks"].items()]
+    lines += [
+        "",
+        f"Trainable parameters of the sub-adapter: {params['lora']:,} LoRA + {params['head']:,} task head "
+        f"(super-adapter: {full['lora']:,} LoRA).",
+    ]
+    if a.get("unmerged_vs_exported_max_abs") is not None:
+        diff = a["unmerged_vs_exported_max_abs"]
+        lines.append(f"Unmerged sub-adapter vs exported PyTorch model: max |Δlogit| {diff:.2e}.")
+    sparsity = a.get("sparsity")
+    if sparsity:
+        kept = "every pruned weight is still zero" if sparsity["mask_kept"] else "**pruned weights were refilled**"
+        lines += [
+            "",
+            f"Sparsity of the merged model's pruned layers: {sparsity['overall']:.1%} overall; {kept}.",
+            "",
+            "| layer | zeros |",
+            "|---|---|",
+        ]
+        lines += [f"| {name} | {value:.1%} |" for name, value in sparsity["per_layer"].items()]
+    return [*lines, ""]
 
 
 def render(ctx: RunContext, f: dict, geometry: Any, has_validation: bool) -> str:
@@ -261,6 +301,8 @@ def render(ctx: RunContext, f: dict, geometry: Any, has_validation: bool) -> str
         for length, ms in f["predicted_ms_by_length"].items():
             lines.append(f"| {length} | {ms['chosen']:.3f} | {ms['full']:.3f} | {ms['full'] / ms['chosen']:.2f}× |")
         lines.append("")
+    if f.get("adapters"):
+        lines += adapter_lines(f["adapters"], geometry.num_layers)
     parity = f["parity"]
     lines += ["## Parity", ""]
     if parity.get("supernet_vs_sliced_max_abs") is not None:

@@ -270,10 +270,15 @@ def space(ctx: RunContext, work: Path) -> dict[str, Any]:
         cfg, model, scores, work, tokenizer_source=source / "model", calibration=calibration, pca_model=pca_model
     )
     elm = result.metadata["elm"]
-    return {
-        "size": result.size(), "heads": [list(c) for c in result.heads], "ffn": [list(c) for c in result.ffn],
-        "bounds": elm["bounds"], "head_order": elm["head_order"],
-    }  # fmt: skip
+    methods = {"bounds": elm["bounds"], "head_order": elm["head_order"]}
+    if ctx.config.supernet.adapters == "lora":  # LoNAS: widths and the LoRA rank dimensions in one space
+        from eftnas_deploy.space.lora import with_rank_dimensions
+
+        lora = ctx.config.lora
+        geometry = ModelGeometry.from_config(model.config, ctx.task.model_task)
+        result = with_rank_dimensions(result, lora.ranks, lora.groups, lora.elastic_widths, geometry)
+        result.validate(geometry).save(work / SPACE_FILE)
+    return {"size": result.size(), **{name: [list(c) for c in choices] for name, choices in result.items()}, **methods}
 
 
 def _predicted_by_length(ctx: RunContext, chosen: SubnetConfig, full: SubnetConfig) -> dict[str, Any] | None:
@@ -301,6 +306,10 @@ def lut(ctx: RunContext, work: Path) -> dict[str, Any]:
     config = AutoConfig.from_pretrained(str(source / "model"))
     geometry = ModelGeometry.from_config(config, ctx.task.model_task)
     search_space = SearchSpace.load(source / "search_space.json").validate(geometry)
+    if set(search_space.dimensions) - {"heads", "ffn"}:  # LoRA ranks: merged away, no LUT block
+        from eftnas_deploy.space.lora import widths_space
+
+        search_space = widths_space(search_space)
     timing = TimingSettings(cfg.warmup, cfg.repeats, cfg.min_time_s, cfg.stack, clock=cfg.clock)
     if cfg.file:
         from eftnas_deploy.app.pipeline.preflight import load_lut_file
@@ -400,6 +409,8 @@ def supernet(ctx: RunContext, work: Path) -> dict[str, Any]:
     cfg = ctx.config.supernet
     source = ctx.stage_dir(SPACE)
     tokenizer = AutoTokenizer.from_pretrained(str(source / "model"))
+    if cfg.adapters == "lora":
+        return _supernet_with_adapters(ctx, work, tokenizer)
     result = train_supernet(
         cfg, ctx.config.data, model_dir=source / "model", tokenizer=tokenizer,
         search_space=SearchSpace.load(source / SPACE_FILE),
@@ -412,10 +423,34 @@ def supernet(ctx: RunContext, work: Path) -> dict[str, Any]:
     return {"held_out_scores": scores, "resumed_from": result["resumed_from"]}
 
 
-def _load_supernet(ctx: RunContext, directory: Path) -> SuperNetwork:
-    """The super-network in `directory`, its descriptor checked against the config's task (data.task)."""
+def _supernet_with_adapters(ctx: RunContext, work: Path, tokenizer: Any) -> dict[str, Any]:
+    """Stage 5 with `supernet.adapters: lora`: super-adapters on the frozen (optionally pruned) base."""
+    from eftnas_deploy.app.pipeline.adapters import train_lora_supernet
+
+    cfg, source = ctx.config.supernet, ctx.stage_dir(SPACE)
+    result = train_lora_supernet(
+        cfg, ctx.config.lora, ctx.config.sparsity, ctx.config.data, model_dir=source / "model", tokenizer=tokenizer,
+        search_space=SearchSpace.load(source / SPACE_FILE),
+        teacher_dir=ctx.stage_dir(TEACHER) if cfg.external_teacher_kd else None,
+        train=ctx.split("train", tokenizer), held_out=ctx.split("held_out", tokenizer),
+        held_out_file=ctx.run_dir / HELD_OUT_FILE, work=work, seed=ctx.config.seed, space_kind=ctx.config.space.kind,
+        trainer_args=lambda out: _trainer_args(out, cfg, ctx.config.seed, ctx.config.data.group_by_length,
+                                               cfg.save_steps),
+    )  # fmt: skip
+    scores = {name: s["score"] for name, s in result["held_out_scores"].items()}
+    return {**result, "held_out_scores": scores}
+
+
+def _load_supernet(ctx: RunContext, directory: Path, adapter_dir: Path | None = None) -> SuperNetwork:
+    """The super-network in `directory`, its descriptor checked against the config's task (data.task).
+
+    A directory of LoRA super-adapters gives a `LoraSuperNetwork` (duck-compatible), `adapter_dir` replacing
+    its recorded super-adapter (the fine-tuned one).
+    """
+    from eftnas_deploy.app.supernet_dir import load_supernet
+
     head, _ = resolve_task(directory, ctx.config.data.task, flag="data.task")
-    return SuperNetwork.from_pretrained(str(directory), task=head)
+    return load_supernet(directory, head, adapter_dir)
 
 
 def _predictor(ctx: RunContext):
@@ -463,9 +498,15 @@ def search(ctx: RunContext, work: Path) -> dict[str, Any]:
         seq_len=seq_len, batch=batch, selection=cfg.selection, delta=cfg.delta,
     )  # fmt: skip
     measured_here = predictor is not None and not ctx.config.lut.file
-    if measured_here and cfg.remeasure_top:
-        remeasure_finalists(net, predictor.table, work, cfg.remeasure_top)
-    return {"trials": summary["trials"], "max_latency_ms": max_ms, "chosen": summary["chosen"]}
+    adapters = hasattr(net, "adapter_parameters")
+    if measured_here and cfg.remeasure_top:  # latency depends on the widths alone: the base model is timed
+        timed = SuperNetwork.from_pretrained(str(source), task=net.geometry.task) if adapters else net
+        remeasure_finalists(timed, predictor.table, work, cfg.remeasure_top)
+    outputs = {"trials": summary["trials"], "max_latency_ms": max_ms, "chosen": summary["chosen"]}
+    if adapters:
+        chosen = SubnetConfig.load(work / "subnet.json")
+        outputs["adapter_parameters"] = net.adapter_parameters(chosen)
+    return outputs
 
 
 FINETUNED_MODEL = "model"
@@ -504,7 +545,9 @@ def finetune(ctx: RunContext, work: Path) -> dict[str, Any]:
         if split is not None:
             scores[name]["after"] = evaluate(net, chosen, split)["score"]
     kept = not cfg.keep_if_better or scores["held_out"]["after"] >= scores["held_out"]["before"]
-    if kept:
+    if kept and hasattr(net, "save_adapter"):  # LoRA: only the sub-adapter (and head) trained; the base is stage 5's
+        net.save_adapter(work / FINETUNED_MODEL / "adapter")
+    elif kept:
         net.save_pretrained(work / FINETUNED_MODEL)
         tokenizer.save_pretrained(work / FINETUNED_MODEL)
     return {"enabled": True, "kept": kept, "scores": scores, "resumed_from": resume}
@@ -530,11 +573,21 @@ def export(ctx: RunContext, work: Path) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(str(trained))
     supernet_weights = _load_supernet(ctx, trained)
     weights = final_weights(ctx)
-    net = (
-        supernet_weights if weights == trained else SuperNetwork.from_pretrained(str(weights), task=ctx.task.model_task)
-    )
+    adapters = hasattr(supernet_weights, "merged")
+    if weights == trained:
+        net = supernet_weights
+    elif adapters:
+        net = _load_supernet(ctx, trained, weights / "adapter")
+    else:
+        net = SuperNetwork.from_pretrained(str(weights), task=ctx.task.model_task)
     net.model.eval()
     chosen = SubnetConfig.load(ctx.stage_dir(SEARCH) / "subnet.json").validate(net.geometry)
+    lora_net, searched = None, chosen
+    if adapters:  # the chosen sub-adapter merged (masks kept) into a copy of the base, then sliced to its widths
+        from eftnas_deploy.lora.supernet import widths_only
+
+        lora_net, net, chosen = net, net.merged(chosen), widths_only(chosen)
+        net.model.eval()
     full = SubnetConfig.full(net.geometry)
     dev = ctx.split("dev", tokenizer)
     evaluation = first_rows(dev if dev is not None else ctx.split("held_out", tokenizer), cfg.eval_size)
@@ -555,7 +608,12 @@ def export(ctx: RunContext, work: Path) -> dict[str, Any]:
         for i, point in enumerate(points):
             subnet = SubnetConfig.from_dict(point["subnet"])
             out = work / "pareto" / f"{i:02d}"
-            source = ExportSource.from_supernet(supernet_weights, subnet, tokenizer)
+            point_net = supernet_weights
+            if adapters:
+                from eftnas_deploy.lora.supernet import widths_only
+
+                point_net, subnet = supernet_weights.merged(subnet), widths_only(subnet)
+            source = ExportSource.from_supernet(point_net, subnet, tokenizer)
             export_bundle(source, out, ("pytorch", "onnx", "openvino"))
             front.append({"index": i, "dir": str(out.relative_to(work)), "subnet": point["subnet"]})
     predictor = _predictor(ctx)
@@ -570,6 +628,7 @@ def export(ctx: RunContext, work: Path) -> dict[str, Any]:
         "teacher": evaluate(teacher_net, full, evaluation)["score"],
         "supernet_full": evaluate(supernet_weights, full, evaluation)["score"],
         "pytorch_chosen": evaluate(net, chosen, evaluation)["score"],
+        **({"pytorch_chosen_unmerged": evaluate(lora_net, searched, evaluation)["score"]} if adapters else {}),
         "weights": "fine-tuned (stage 7)" if weights != trained else "super-network (stage 5)",
         "quantization": bundle.get("quantization"),
     }
@@ -587,5 +646,10 @@ def export(ctx: RunContext, work: Path) -> dict[str, Any]:
         "parity": {"supernet_vs_sliced_max_abs": parity, **bundle["parity"]},
         "pareto_bundles": front,
     }
+    if adapters:
+        from eftnas_deploy.app.pipeline.adapters import export_adapters
+
+        deployment["subnet"] = searched.to_dict()
+        deployment["adapters"] = export_adapters(lora_net, searched, net, trained, work, evaluation)
     write_json(work / "deployment.json", deployment)
     return {"bundle": "bundle", "formats": sorted(bundle["formats"]), "timings": len(timings)}
