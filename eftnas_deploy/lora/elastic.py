@@ -22,8 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from eftnas_deploy.core.family import FamilySpec, get_family
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.families.models import family_of, task_of
+from eftnas_deploy.supernet.switchable import Switchable
 
 ADAPTER = "default"
 
@@ -146,7 +146,7 @@ def _group_of(name: str, groups: dict[str, str]) -> tuple[str, int] | None:
     return None
 
 
-class ElasticLoRA:
+class ElasticLoRA(Switchable):
     """Controls the active sub-adapter of a peft model made by `attach_lora`.
 
     Duck-compatible with `SuperNetwork` where `SuperNetTrainer` needs it (`model`, `geometry`,
@@ -208,10 +208,6 @@ class ElasticLoRA:
         full = SubnetConfig.full(self.geometry)
         return subnet.replace(**{name: getattr(full, name) for name in full.dimensions})
 
-    @property
-    def active(self) -> SubnetConfig:
-        return self._active
-
     def set_subnet(self, subnet: SubnetConfig) -> None:
         """Activate the sub-adapter whose per-layer ranks `subnet` states (omitted groups: full rank)."""
         subnet.validate(self.geometry)
@@ -234,23 +230,6 @@ class ElasticLoRA:
         self._active = self.full().replace(**{d: getattr(subnet, d) for d in stated})
 
     set_ranks = set_subnet
-
-    def reset(self) -> None:
-        """Back to the full super-adapter."""
-        self.set_subnet(self.full())
-
-    @contextmanager
-    def activate(self, subnet: SubnetConfig) -> Iterator[ElasticLoRA]:
-        """Temporarily activate a sub-adapter."""
-        previous = self._active
-        self.set_subnet(subnet)
-        try:
-            yield self
-        finally:
-            self.set_subnet(previous)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.model(*args, **kwargs)
 
     def set_masks(self, masks: Mapping[str, torch.Tensor] | None) -> None:
         """Mask each adapter's weight update with the base weight's keep-mask (by base module name).

@@ -12,8 +12,7 @@ HF directory, the super-adapter as a peft directory, and the sparsity keep-masks
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.lora.elastic import ADAPTER, ElasticLoRA
 from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.supernet.loading import load_model
+from eftnas_deploy.supernet.switchable import Switchable
 
 MASKS_FILE = "masks.safetensors"
 
@@ -38,7 +38,7 @@ def ranks_of(subnet: SubnetConfig) -> dict[str, tuple[int, ...]]:
     return {d: getattr(subnet, d) for d in subnet.dimensions if d in LORA_DIMENSIONS}
 
 
-class LoraSuperNetwork:
+class LoraSuperNetwork(Switchable):
     """Widths and LoRA ranks of one frozen base model, set together from one `SubnetConfig`."""
 
     def __init__(self, elastic: ElasticLoRA) -> None:
@@ -52,30 +52,11 @@ class LoraSuperNetwork:
         """Full widths and the super-adapter's full rank."""
         return self.elastic.full()
 
-    @property
-    def active(self) -> SubnetConfig:
-        return self._active
-
     def set_subnet(self, subnet: SubnetConfig) -> None:
         """Activate `subnet`'s widths and ranks (omitted rank groups: full rank)."""
         self.widths.set_subnet(subnet)
         self.elastic.set_subnet(self.elastic.ranks_only(subnet))
         self._active = self.elastic.active.replace(**{d: getattr(subnet, d) for d in ("heads", "ffn")})
-
-    def reset(self) -> None:
-        self.set_subnet(self.full())
-
-    @contextmanager
-    def activate(self, subnet: SubnetConfig) -> Iterator[LoraSuperNetwork]:
-        previous = self._active
-        self.set_subnet(subnet)
-        try:
-            yield self
-        finally:
-            self.set_subnet(previous)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.model(*args, **kwargs)
 
     def merged(self, subnet: SubnetConfig) -> SuperNetwork:
         """A plain super-network of `subnet`'s sub-adapter merged into a copy of the base (masks kept).

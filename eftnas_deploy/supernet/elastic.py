@@ -7,8 +7,6 @@ the block, including its residual LayerNorm, becomes the identity, exactly like 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -23,6 +21,7 @@ from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.families.models import encoder_layers, family_of, get_submodule, load_pretrained, task_of
 from eftnas_deploy.supernet.dims import HANDLERS
+from eftnas_deploy.supernet.switchable import Switchable
 
 
 def sliced_linear(linear: nn.Module, x: torch.Tensor, rows: int | None = None, cols: int | None = None) -> torch.Tensor:
@@ -122,7 +121,7 @@ class ElasticEncoderLayer(GradientCheckpointingLayer):
         return self._module(layout.layer_norm)(y + x)
 
 
-class SuperNetwork:
+class SuperNetwork(Switchable):
     """Controls which sub-network of a (converted in place) HF model is active.
 
     `supernet.model` stays a normal HF model: save it, train it with Trainer, wrap it in DDP.
@@ -145,10 +144,6 @@ class SuperNetwork:
     def layers(self) -> list[ElasticEncoderLayer]:
         return list(encoder_layers(self.model))
 
-    @property
-    def active(self) -> SubnetConfig:
-        return self._active
-
     def set_subnet(self, subnet: SubnetConfig) -> None:
         """Make `subnet` the active sub-network (validated against the model)."""
         subnet.validate(self.geometry)
@@ -156,22 +151,8 @@ class SuperNetwork:
             layer.active = {name: int(handler.active(subnet)[i]) for name, handler in HANDLERS.items()}
         self._active = subnet
 
-    def reset(self) -> None:
-        """Return to the full network."""
-        self.set_subnet(SubnetConfig.full(self.geometry))
-
-    @contextmanager
-    def activate(self, subnet: SubnetConfig) -> Iterator[SuperNetwork]:
-        """Temporarily activate a sub-network."""
-        previous = self._active
-        self.set_subnet(subnet)
-        try:
-            yield self
-        finally:
-            self.set_subnet(previous)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.model(*args, **kwargs)
+    def full(self) -> SubnetConfig:
+        return SubnetConfig.full(self.geometry)
 
     def save_pretrained(self, directory: str, **kwargs: Any) -> None:
         """Save the full shared weights as a plain HF model directory."""
