@@ -378,7 +378,7 @@ def test_an_interrupted_super_adapter_stage_resumes_from_its_checkpoint(wanda_ru
 
     from transformers import AutoTokenizer
 
-    from eftnas_deploy.app.pipeline import adapters
+    from eftnas_deploy.app.pipeline import adapters, supernet_fit
     from eftnas_deploy.app.pipeline.config import load_config
     from eftnas_deploy.app.pipeline.context import RunContext
     from eftnas_deploy.app.pipeline.runner import CONFIG_FILE
@@ -403,7 +403,7 @@ def test_an_interrupted_super_adapter_stage_resumes_from_its_checkpoint(wanda_ru
     def killed(*args, **kwargs):
         raise RuntimeError("killed after training, before the checkpoints were removed")
 
-    monkeypatch.setattr(adapters, "shutil", types.SimpleNamespace(rmtree=killed, copy2=None))
+    monkeypatch.setattr(supernet_fit, "shutil", types.SimpleNamespace(rmtree=killed))
     with pytest.raises(RuntimeError, match="killed"):
         stage()
     assert (work / "checkpoints" / "checkpoint-2").is_dir() and (work / "masks.safetensors").is_file()

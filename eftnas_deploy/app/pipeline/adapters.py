@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from eftnas_deploy.app.pipeline.config import DataConfig, LoraSettings, SparsitySettings, SupernetConfig
+from eftnas_deploy.app.pipeline.supernet_fit import fit_supernet
 from eftnas_deploy.app.supernet_dir import write_descriptor
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.io import write_json
@@ -32,13 +33,12 @@ from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import get_task
 from eftnas_deploy.data.split import HELD_OUT_FILE
-from eftnas_deploy.evaluation import evaluate
 from eftnas_deploy.lora.elastic import attach_lora
 from eftnas_deploy.lora.supernet import MASKS_FILE, LoraSuperNetwork, load_masks, ranks_of, save_masks, widths_only
 from eftnas_deploy.sparsity import wanda_prune
 from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.supernet.loading import load_model
-from eftnas_deploy.training import KDConfig, SuperNetTrainer, collator_for, load_teacher, training_batches
+from eftnas_deploy.training import KDConfig, load_teacher, training_batches
 from eftnas_deploy.training.checkpoints import last_complete_checkpoint
 
 ADAPTER_DIR = "adapter"
@@ -123,23 +123,24 @@ def train_lora_supernet(
     external = load_teacher(str(teacher_dir), task) if teacher_dir is not None else None
     out = work / "checkpoints"
     resume_from = last_complete_checkpoint(out)
-    trainer = SuperNetTrainer(
-        supernet=net, search_space=search_space, strategy=cfg.strategy, num_random=cfg.num_random,
-        teacher=external, kd=kd or KDConfig(), distill_from=cfg.distill_from, args=trainer_args(out),
-        train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
-    )  # fmt: skip
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from)
-    wall = round(time.perf_counter() - start, 1)
-    shutil.rmtree(out, ignore_errors=True)
-    corners = {"largest": search_space.largest(), "middle": search_space.middle(), "smallest": search_space.smallest()}
-    scores = {name: evaluate(net, s, held_out) for name, s in corners.items()}
+    used_kd, wall, scores = fit_supernet(
+        net,
+        search_space,
+        cfg,
+        teacher=external,
+        kd=kd,
+        args=trainer_args(out),
+        train=train,
+        tokenizer=tokenizer,
+        held_out=held_out,
+        resume_from=resume_from,
+    )
     net.save_adapter(work / ADAPTER_DIR)
     search_space.save(work / "search_space.json")
     if held_out_file.resolve() != (work / HELD_OUT_FILE).resolve():
         shutil.copy2(held_out_file, work / HELD_OUT_FILE)
     training = {**dataclasses.asdict(cfg), "external_teacher_kd": teacher_dir is not None, "wall_s": wall}
-    training |= {"kd": dataclasses.asdict(kd or KDConfig())}
+    training |= {"kd": dataclasses.asdict(used_kd)}
     training["resumed_from"] = Path(resume_from).name if resume_from else None
     params = net.adapter_parameters(net.full())
     adapters = {

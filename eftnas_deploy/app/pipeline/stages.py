@@ -36,6 +36,7 @@ from eftnas_deploy.app.pipeline.context import (
     first_rows,
     labeled_examples,
 )
+from eftnas_deploy.app.pipeline.supernet_fit import fit_supernet
 from eftnas_deploy.app.supernet_dir import resolve_task, write_descriptor
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.geometry import ModelGeometry
@@ -374,26 +375,18 @@ def train_supernet(
     external = load_teacher(str(teacher_dir), task) if teacher_dir is not None else None
     out, last = _checkpoints(work)
     resume_from = last if resume else None
-    trainer = SuperNetTrainer(
-        supernet=net, search_space=search_space, strategy=cfg.strategy, num_random=cfg.num_random,
-        teacher=external, kd=kd or KDConfig(rkd_weight=cfg.rkd_weight), distill_from=cfg.distill_from,
-        growth=cfg.growth, growth_stages=cfg.growth_stages,
+    used_kd, wall, scores = fit_supernet(
+        net, search_space, cfg, teacher=external, kd=kd, train=train, tokenizer=tokenizer, held_out=held_out,
         args=_trainer_args(out, cfg, seed, data.group_by_length, cfg.save_steps, max_steps=max_steps),
-        train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
+        resume_from=resume_from,
     )  # fmt: skip
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from)
-    wall = round(time.perf_counter() - start, 1)
-    shutil.rmtree(out, ignore_errors=True)
-    corners = {"largest": search_space.largest(), "middle": search_space.middle(), "smallest": search_space.smallest()}
-    scores = {name: evaluate(net, s, held_out) for name, s in corners.items()}
     net.save_pretrained(work)
     tokenizer.save_pretrained(work)
     search_space.save(work / SPACE_FILE)
     if held_out_file.resolve() != (work / HELD_OUT_FILE).resolve():
         shutil.copy2(held_out_file, work / HELD_OUT_FILE)
     training = {**dataclasses.asdict(cfg), "external_teacher_kd": teacher_dir is not None}
-    training |= {"kd": dataclasses.asdict(trainer.kd), "max_steps": max_steps, "wall_s": wall}
+    training |= {"kd": dataclasses.asdict(used_kd), "max_steps": max_steps, "wall_s": wall}
     training["resumed_from"] = Path(resume_from).name if resume_from else None
     write_descriptor(
         work, task=task.name, model_type=net.model.config.model_type, head=task.model_task, space=search_space,
