@@ -1,0 +1,103 @@
+"""Physical slicing of a decoder super-network: a sub-network becomes a dense causal LM with per-layer shapes."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, PreTrainedModel
+
+from eftnas_deploy.core.decoder_family import DecoderGeometry
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.io import atomic_output_dir
+from eftnas_deploy.core.subnet import SubnetConfig
+from eftnas_deploy.supernet import modeling_eftnas_decoder
+from eftnas_deploy.supernet.decoder import DecoderSuperNetwork, decoder_spec, decoder_unit_groups
+
+DECODER_MODELING_FILE = "modeling_eftnas_decoder.py"
+AUTO_CLASS = "AutoModelForCausalLM"
+
+
+def _dense_class(name: str) -> type[PreTrainedModel]:
+    return getattr(modeling_eftnas_decoder, name)
+
+
+def sliced_decoder_state(model: PreTrainedModel, subnet: SubnetConfig) -> dict[str, torch.Tensor]:
+    """The super-network's weights cut to `subnet`'s prefixes; a skipped block loses its weights and pre-norm."""
+    spec, g = decoder_spec(model), DecoderGeometry.from_config(model.config)
+    names = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
+    cuts: dict[str, tuple[slice, ...] | None] = {}
+    for i, (groups, width) in enumerate(zip(subnet.heads, subnet.ffn)):
+        prefix = f"{spec.layers}.{i}."
+        for dim, kept, layout in (("heads", groups, spec.attention), ("ffn", width, spec.mlp)):
+            if kept == 0:
+                cuts.update({f"{prefix}{layout.norm}.weight": None, f"{prefix}{layout.module}.": None})
+                continue
+            for linear, axis, unit in decoder_unit_groups(model, dim, i):
+                keep = slice(0, kept * unit)
+                cuts[names[id(linear.weight)]] = (keep,) if axis == 0 else (slice(None), keep)
+                if linear.bias is not None and axis == 0:  # a column cut leaves the output (and bias) whole
+                    cuts[names[id(linear.bias)]] = (keep,)
+    dropped = tuple(key for key, cut in cuts.items() if cut is None)
+    out = {}
+    for key, tensor in model.state_dict().items():
+        if key.startswith(dropped):
+            continue
+        out[key] = tensor[cuts.get(key, ())].detach().clone().contiguous()
+    return out
+
+
+def slice_decoder(source: DecoderSuperNetwork | PreTrainedModel, subnet: SubnetConfig) -> PreTrainedModel:
+    """The dense causal LM of `subnet`; its logits and greedy tokens equal the super-network's with it active."""
+    model = source.model if isinstance(source, DecoderSuperNetwork) else source
+    if getattr(model.config, "eftnas_subnet", None):
+        raise EftnasError("model: already a sliced sub-network; slice from the super-network instead")
+    spec, geometry = decoder_spec(model), DecoderGeometry.from_config(model.config)
+    geometry.validate(subnet)
+    cls = _dense_class(spec.dense_class)
+    config = copy.deepcopy(model.config)
+    config.eftnas_subnet = subnet.to_dict()
+    config.eftnas_parent = geometry.to_dict()
+    widest = max(max(subnet.heads), 1)
+    config.head_dim = geometry.head_dim
+    config.num_key_value_heads = widest
+    config.num_attention_heads = widest * geometry.group_size
+    config.intermediate_size = max(max(subnet.ffn), 1)
+    config.architectures = [cls.__name__]
+    config.auto_map = {AUTO_CLASS: f"{Path(DECODER_MODELING_FILE).stem}.{cls.__name__}"}
+    dense = cls(config)
+    dense.load_state_dict(sliced_decoder_state(model, subnet), strict=True)
+    dense.to(next(model.parameters()).dtype)
+    if model.generation_config is not None:
+        dense.generation_config = copy.deepcopy(model.generation_config)
+    return dense.eval()
+
+
+def save_sliced_decoder(
+    dense: PreTrainedModel, out_dir: str | Path, tokenizer: Any | None = None, overwrite: bool = False
+) -> Path:
+    """Write a sliced decoder as an HF directory (safetensors + the self-contained modeling file), atomically."""
+    if not getattr(dense.config, "eftnas_subnet", None) or type(dense).__module__ != modeling_eftnas_decoder.__name__:
+        raise EftnasError(f"model: {type(dense).__name__} is not one of the toolkit's sliced decoder classes")
+    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
+        dense.save_pretrained(tmp, safe_serialization=True)
+        shutil.copyfile(modeling_eftnas_decoder.__file__, tmp / DECODER_MODELING_FILE)
+        SubnetConfig.from_dict(dense.config.eftnas_subnet).save(tmp / "subnet.json")
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+    return Path(out_dir)
+
+
+def load_sliced_decoder(directory: str | Path, **kwargs: Any) -> PreTrainedModel:
+    """Load a sliced decoder directory with the toolkit's own classes (no remote code is run)."""
+    config = AutoConfig.from_pretrained(directory)
+    if not getattr(config, "eftnas_subnet", None):
+        raise EftnasError(f"model: {directory} is not a sliced EFTNAS decoder (no eftnas_subnet in config)")
+    arch = (config.architectures or [""])[0]
+    cls = getattr(modeling_eftnas_decoder, arch, None)
+    if not (isinstance(cls, type) and issubclass(cls, PreTrainedModel)):
+        raise EftnasError(f"architectures: {arch!r} is not one of the toolkit's sliced decoder classes")
+    return cls.from_pretrained(directory, **kwargs)
