@@ -109,7 +109,11 @@ class ElasticDecoderLayer(GradientCheckpointingLayer):
         def project(path: str, rows: int) -> torch.Tensor:
             return sliced_linear(get_submodule(self, path), x, rows=rows).view(shape).transpose(1, 2)
 
-        query, key, value = project(layout.query, q_width), project(layout.key, kv_width), project(layout.value, kv_width)
+        query, key, value = (
+            project(layout.query, q_width),
+            project(layout.key, kv_width),
+            project(layout.value, kv_width),
+        )
         cos, sin = position_embeddings
         query, key = self._rotary(query, key, cos, sin)
         if past_key_values is not None:

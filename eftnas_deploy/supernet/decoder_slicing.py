@@ -27,7 +27,7 @@ def _dense_class(name: str) -> type[PreTrainedModel]:
 
 def sliced_decoder_state(model: PreTrainedModel, subnet: SubnetConfig) -> dict[str, torch.Tensor]:
     """The super-network's weights cut to `subnet`'s prefixes; a skipped block loses its weights and pre-norm."""
-    spec, g = decoder_spec(model), DecoderGeometry.from_config(model.config)
+    spec = decoder_spec(model)
     names = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
     cuts: dict[str, tuple[slice, ...] | None] = {}
     for i, (groups, width) in enumerate(zip(subnet.heads, subnet.ffn)):
