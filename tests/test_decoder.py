@@ -28,6 +28,8 @@ KINDS = {
 }
 SKIPPING = SubnetConfig(heads=[0, 1, 2], ffn=[40, 0, 96])  # layer 0 attention and layer 1 MLP dropped
 PARTIAL = SubnetConfig(heads=[1, 2, 1], ffn=[17, 96, 0])
+SHALLOW = SubnetConfig(heads=[0, 2, 0], ffn=[0, 30, 50])  # layer 0 dropped whole, layer 2 attention dropped
+EMPTY = SubnetConfig(heads=[0, 0, 0], ffn=[0, 0, 0])  # embeddings, final norm and LM head only
 
 
 def tiny_decoder(kind: str = "llama", seed: int = 0, **overrides) -> torch.nn.Module:
@@ -166,7 +168,7 @@ def test_taylor_importance_reorders_without_changing_the_function():
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-@pytest.mark.parametrize("subnet", [SKIPPING, PARTIAL], ids=["skipping", "partial"])
+@pytest.mark.parametrize("subnet", [SKIPPING, PARTIAL, SHALLOW, EMPTY], ids=["skipping", "partial", "shallow", "empty"])
 def test_sliced_decoder_reloads_and_generates_like_the_supernet(tmp_path, kind, subnet):
     supernet = DecoderSuperNetwork(tiny_decoder(kind))
     supernet.set_subnet(subnet)
@@ -184,7 +186,9 @@ def test_sliced_decoder_reloads_and_generates_like_the_supernet(tmp_path, kind, 
             assert max_diff(model(**batch).logits, ref, batch["attention_mask"]) <= 1e-5
         assert torch.equal(greedy(model, batch), ref_tokens)
     names = dict(reloaded.named_parameters())
-    for i, (groups, width) in enumerate(zip(subnet.heads, subnet.ffn)):
+    kept = [i for i in range(3) if subnet.heads[i] or subnet.ffn[i]] or [0]  # one empty layer counts the cache
+    assert reloaded.config.num_hidden_layers == len(kept) == len(reloaded.model.layers)
+    for i, (groups, width) in enumerate(zip(*(([subnet.heads[k] for k in kept], [subnet.ffn[k] for k in kept])))):
         q = names.get(f"model.layers.{i}.self_attn.q_proj.weight")
         assert (q is None) == (groups == 0) and (groups == 0 or q.shape[0] == groups * 2 * 16)
         assert (f"model.layers.{i}.input_layernorm.weight" in names) == (groups > 0)

@@ -42,12 +42,26 @@ def sliced_decoder_state(model: PreTrainedModel, subnet: SubnetConfig) -> dict[s
                 if linear.bias is not None and axis == 0:  # a column cut leaves the output (and bias) whole
                     cuts[names[id(linear.bias)]] = (keep,)
     dropped = tuple(key for key, cut in cuts.items() if cut is None)
+    renumber = {f"{spec.layers}.{i}.": f"{spec.layers}.{j}." for j, i in enumerate(kept_layers(subnet))}
     out = {}
     for key, tensor in model.state_dict().items():
         if key.startswith(dropped):
             continue
-        out[key] = tensor[cuts.get(key, ())].detach().clone().contiguous()
+        if key.startswith(f"{spec.layers}."):
+            prefix = f"{spec.layers}.{key[len(spec.layers) + 1 :].split('.', 1)[0]}."
+            if prefix not in renumber:  # a layer whose blocks are both dropped is not built
+                continue
+            key_out = renumber[prefix] + key[len(prefix) :]
+        else:
+            key_out = key
+        out[key_out] = tensor[cuts.get(key, ())].detach().clone().contiguous()
     return out
+
+
+def kept_layers(subnet: SubnetConfig) -> list[int]:
+    """Parent layers a dense model builds: those keeping a block (layer 0 alone if none does, so that the
+    KV cache still counts tokens)."""
+    return [i for i, (groups, width) in enumerate(zip(subnet.heads, subnet.ffn)) if groups or width] or [0]
 
 
 def slice_decoder(source: DecoderSuperNetwork | PreTrainedModel, subnet: SubnetConfig) -> PreTrainedModel:
@@ -66,6 +80,11 @@ def slice_decoder(source: DecoderSuperNetwork | PreTrainedModel, subnet: SubnetC
     config.num_key_value_heads = widest
     config.num_attention_heads = widest * geometry.group_size
     config.intermediate_size = max(max(subnet.ffn), 1)
+    kept = kept_layers(subnet)
+    config.eftnas_layers = kept
+    config.num_hidden_layers = len(kept)
+    if getattr(config, "layer_types", None) is not None:  # Qwen2: full / sliding attention per layer
+        config.layer_types = [config.layer_types[i] for i in kept]
     config.architectures = [cls.__name__]
     config.auto_map = {AUTO_CLASS: f"{Path(DECODER_MODELING_FILE).stem}.{cls.__name__}"}
     dense = cls(config)

@@ -4,8 +4,9 @@ Self-contained (imports only torch and transformers): the toolkit copies it besi
 decoder and points `auto_map` at it, so `AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)`
 loads it with stock transformers. `config.eftnas_subnet` holds, per layer, the KV groups kept (`heads`: one
 K/V head with its query heads) and the MLP width (`ffn`); 0 drops that block's residual branch and pre-norm.
-`num_key_value_heads`/`num_attention_heads` are the largest kept layer's; the group size and `head_dim`
-are the parent's.
+Layers that drop both blocks are not built at all: `config.eftnas_layers` lists the parent layers the dense
+model keeps (`num_hidden_layers` of them). `num_key_value_heads`/`num_attention_heads` are the largest kept
+layer's; the group size and `head_dim` are the parent's.
 """
 
 from __future__ import annotations
@@ -64,10 +65,11 @@ def shape_decoder_layers(layers: nn.ModuleList, config: Any) -> None:
     subnet, parent = config.eftnas_subnet, config.eftnas_parent
     head_dim = parent["head_dim"]
     group_size = parent["num_heads"] // parent["num_kv_heads"]
-    for i, layer in enumerate(layers):
-        groups, width = subnet["heads"][i], subnet["ffn"][i]
+    kept = getattr(config, "eftnas_layers", None) or list(range(len(layers)))
+    for j, layer in enumerate(layers):
+        groups, width = subnet["heads"][kept[j]], subnet["ffn"][kept[j]]
         if groups == 0:
-            layer.self_attn, layer.input_layernorm = SkippedDecoderAttention(i), nn.Identity()
+            layer.self_attn, layer.input_layernorm = SkippedDecoderAttention(j), nn.Identity()
         else:
             attn, q_width, kv_width = layer.self_attn, groups * group_size * head_dim, groups * head_dim
             attn.q_proj = _resized(attn.q_proj, rows=q_width)
