@@ -207,3 +207,45 @@ def test_slicing_refuses_a_sliced_model_and_bad_subnets():
         DecoderSuperNetwork(dense)
     with pytest.raises(SubnetConfigError):
         slice_decoder(supernet, SubnetConfig(heads=[3, 1, 1], ffn=[1, 1, 1]))
+
+
+@pytest.mark.parametrize("kind", ["llama-bias-tied", "qwen2-sliding"])
+def test_openvino_stateful_export_generates_like_pytorch(tmp_path, kind):
+    pytest.importorskip("optimum.intel")
+    from optimum.intel import OVModelForCausalLM
+
+    from exporters.openvino import read_metadata
+    from exporters.openvino_decoder import export_decoder_openvino
+
+    supernet = DecoderSuperNetwork(tiny_decoder(kind))
+    subnet = SubnetConfig(heads=[0, 1, 1], ffn=[0, 0, 60])  # uniform attention; layer 0 removed, an MLP dropped
+    supernet.set_subnet(subnet)
+    batch = {"input_ids": token_batch(batch=1, seq=10)["input_ids"]}
+    ref_tokens = greedy(supernet.model, batch)
+    with torch.no_grad():
+        ref = supernet(**batch).logits
+    sliced = save_sliced_decoder(slice_decoder(supernet, subnet), tmp_path / "dense")
+    f32 = {"INFERENCE_PRECISION_HINT": "f32"}
+    fp32_xml = export_decoder_openvino(sliced, tmp_path / "ov")
+    assert read_metadata(fp32_xml)["weights"] == "fp32"
+    ov_model = OVModelForCausalLM.from_pretrained(tmp_path / "ov", ov_config=f32)
+    assert ov_model.stateful
+    assert torch.equal(greedy(ov_model, batch), ref_tokens)
+    assert (ov_model(**batch, attention_mask=torch.ones_like(batch["input_ids"])).logits - ref).abs().max() <= 1e-4
+
+    int8_xml = export_decoder_openvino(sliced, tmp_path / "ov8", int8=True)
+    assert int8_xml.with_suffix(".bin").stat().st_size < 0.5 * fp32_xml.with_suffix(".bin").stat().st_size
+    int8_model = OVModelForCausalLM.from_pretrained(tmp_path / "ov8", ov_config=f32)
+    logits = int8_model(**batch, attention_mask=torch.ones_like(batch["input_ids"])).logits
+    assert (logits - ref).abs().max() < 0.1 * ref.abs().max()
+    assert greedy(int8_model, batch).shape == ref_tokens.shape
+
+
+def test_openvino_export_refuses_per_layer_attention(tmp_path):
+    from exporters.openvino_decoder import export_decoder_openvino
+
+    supernet = DecoderSuperNetwork(tiny_decoder("llama"))
+    for subnet in (PARTIAL, SKIPPING):  # KV groups differ per layer; an attention block dropped under an MLP
+        sliced = save_sliced_decoder(slice_decoder(supernet, subnet), tmp_path / str(subnet.heads))
+        with pytest.raises(EftnasError, match="same non-zero number in every layer"):
+            export_decoder_openvino(sliced, tmp_path / "ov")
