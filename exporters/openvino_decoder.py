@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.supernet.decoder_slicing import check_decoder_dir
 from exporters.openvino import IR_FILE, save_with_metadata
 
 DECODER_TASK = "text-generation-with-past"
@@ -40,9 +41,8 @@ def export_decoder_openvino(
 ) -> Path:
     """Export a sliced decoder directory to a stateful IR (FP32 weights, or INT8 via `nncf.compress_weights`)."""
     from optimum.exporters.openvino import main_export
-    from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(sliced_dir)
+    config = check_decoder_dir(sliced_dir)  # its auto_map names only the toolkit's modeling file
     groups = check_uniform_attention(config)
     out_dir = Path(out_dir)
     main_export(str(sliced_dir), output=out_dir, task=DECODER_TASK, trust_remote_code=True, stateful=True)

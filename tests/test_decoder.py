@@ -249,3 +249,17 @@ def test_openvino_export_refuses_per_layer_attention(tmp_path):
         sliced = save_sliced_decoder(slice_decoder(supernet, subnet), tmp_path / str(subnet.heads))
         with pytest.raises(EftnasError, match="same non-zero number in every layer"):
             export_decoder_openvino(sliced, tmp_path / "ov")
+
+
+def test_sliced_decoder_directory_must_name_only_the_toolkits_code(tmp_path):
+    import json
+
+    from eftnas_deploy.supernet.decoder_slicing import check_decoder_dir
+
+    out = save_sliced_decoder(slice_decoder(DecoderSuperNetwork(tiny_decoder("qwen2")), PARTIAL), tmp_path / "d")
+    assert check_decoder_dir(out).eftnas_layers == [0, 1, 2]
+    config = json.loads((out / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "evil.Model"}
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(EftnasError, match="auto_map"):
+        load_sliced_decoder(out)

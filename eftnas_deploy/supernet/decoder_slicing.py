@@ -12,7 +12,7 @@ from transformers import AutoConfig, PreTrainedModel
 
 from eftnas_deploy.core.decoder_family import DecoderGeometry
 from eftnas_deploy.core.errors import EftnasError
-from eftnas_deploy.core.io import atomic_output_dir
+from eftnas_deploy.core.io import atomic_output_dir, read_json
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.supernet import modeling_eftnas_decoder
 from eftnas_deploy.supernet.decoder import DecoderSuperNetwork, decoder_spec, decoder_unit_groups
@@ -86,7 +86,7 @@ def slice_decoder(source: DecoderSuperNetwork | PreTrainedModel, subnet: SubnetC
     if getattr(config, "layer_types", None) is not None:  # Qwen2: full / sliding attention per layer
         config.layer_types = [config.layer_types[i] for i in kept]
     config.architectures = [cls.__name__]
-    config.auto_map = {AUTO_CLASS: f"{Path(DECODER_MODELING_FILE).stem}.{cls.__name__}"}
+    config.auto_map = own_auto_map(cls.__name__)
     dense = cls(config)
     dense.load_state_dict(sliced_decoder_state(model, subnet), strict=True)
     dense.to(next(model.parameters()).dtype)
@@ -95,12 +95,37 @@ def slice_decoder(source: DecoderSuperNetwork | PreTrainedModel, subnet: SubnetC
     return dense.eval()
 
 
+def own_auto_map(class_name: str) -> dict[str, str]:
+    """The only `auto_map` a sliced decoder may carry: the toolkit's modeling file, copied beside the weights."""
+    return {AUTO_CLASS: f"{Path(DECODER_MODELING_FILE).stem}.{class_name}"}
+
+
+def check_decoder_dir(directory: str | Path) -> Any:
+    """The config of a sliced decoder directory; EftnasError unless it is one whose `auto_map` (and tokenizer
+    config) name only the toolkit's own code, so exporters may load it with `trust_remote_code=True`."""
+    directory = Path(directory)
+    config = AutoConfig.from_pretrained(directory)
+    if not getattr(config, "eftnas_subnet", None):
+        raise EftnasError(f"model: {directory} is not a sliced EFTNAS decoder (no eftnas_subnet in config)")
+    arch = (config.architectures or [""])[0]
+    cls = getattr(modeling_eftnas_decoder, arch, None)
+    if not (isinstance(cls, type) and issubclass(cls, PreTrainedModel)):
+        raise EftnasError(f"architectures: {arch!r} is not one of the toolkit's sliced decoder classes")
+    if getattr(config, "auto_map", None) != own_auto_map(arch):
+        raise EftnasError(f"auto_map: {directory / 'config.json'} names code that is not the toolkit's; refusing it")
+    tokenizer_config = directory / "tokenizer_config.json"
+    if tokenizer_config.is_file() and "auto_map" in read_json(tokenizer_config, "tokenizer"):
+        raise EftnasError(f"auto_map: {tokenizer_config} names tokenizer code; refusing it")
+    return config
+
+
 def save_sliced_decoder(
     dense: PreTrainedModel, out_dir: str | Path, tokenizer: Any | None = None, overwrite: bool = False
 ) -> Path:
     """Write a sliced decoder as an HF directory (safetensors + the self-contained modeling file), atomically."""
     if not getattr(dense.config, "eftnas_subnet", None) or type(dense).__module__ != modeling_eftnas_decoder.__name__:
         raise EftnasError(f"model: {type(dense).__name__} is not one of the toolkit's sliced decoder classes")
+    dense.config.auto_map = own_auto_map(type(dense).__name__)
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         dense.save_pretrained(tmp, safe_serialization=True)
         shutil.copyfile(modeling_eftnas_decoder.__file__, tmp / DECODER_MODELING_FILE)
@@ -112,11 +137,5 @@ def save_sliced_decoder(
 
 def load_sliced_decoder(directory: str | Path, **kwargs: Any) -> PreTrainedModel:
     """Load a sliced decoder directory with the toolkit's own classes (no remote code is run)."""
-    config = AutoConfig.from_pretrained(directory)
-    if not getattr(config, "eftnas_subnet", None):
-        raise EftnasError(f"model: {directory} is not a sliced EFTNAS decoder (no eftnas_subnet in config)")
-    arch = (config.architectures or [""])[0]
-    cls = getattr(modeling_eftnas_decoder, arch, None)
-    if not (isinstance(cls, type) and issubclass(cls, PreTrainedModel)):
-        raise EftnasError(f"architectures: {arch!r} is not one of the toolkit's sliced decoder classes")
-    return cls.from_pretrained(directory, **kwargs)
+    config = check_decoder_dir(directory)
+    return getattr(modeling_eftnas_decoder, config.architectures[0]).from_pretrained(directory, **kwargs)
