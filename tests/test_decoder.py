@@ -263,3 +263,27 @@ def test_sliced_decoder_directory_must_name_only_the_toolkits_code(tmp_path):
     (out / "config.json").write_text(json.dumps(config))
     with pytest.raises(EftnasError, match="auto_map"):
         load_sliced_decoder(out)
+
+
+def test_supernetwork_trains_with_gradient_checkpointing_and_saves_as_a_plain_model(tmp_path):
+    model = tiny_decoder("llama")
+    supernet = DecoderSuperNetwork(model)
+    supernet.set_subnet(PARTIAL)
+    ids = token_batch(batch=2)["input_ids"]
+    model.train()
+    supernet(input_ids=ids, labels=ids).loss.backward()
+    plain = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    model.gradient_checkpointing_enable()
+    supernet(input_ids=ids, labels=ids).loss.backward()
+    checkpointed = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert plain.keys() == checkpointed.keys()
+    assert all(torch.allclose(plain[n], checkpointed[n], atol=1e-6) for n in plain)
+    model.gradient_checkpointing_disable()
+    model.eval()
+    model.save_pretrained(tmp_path / "super")
+    reloaded = DecoderSuperNetwork(AutoModelForCausalLM.from_pretrained(tmp_path / "super").eval())
+    assert type(reloaded.model).__name__ == "LlamaForCausalLM"
+    reloaded.set_subnet(PARTIAL)
+    with torch.no_grad():
+        assert torch.equal(reloaded(input_ids=ids).logits, supernet(input_ids=ids).logits)
