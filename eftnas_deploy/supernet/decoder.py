@@ -10,8 +10,7 @@ update of its layer index, so masks, positions and `generate` work as in the sto
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -28,6 +27,7 @@ from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.families.models import get_submodule
 from eftnas_deploy.supernet.elastic import sliced_linear
 from eftnas_deploy.supernet.modeling_eftnas_decoder import keep_cache_length
+from eftnas_deploy.supernet.switchable import Switchable
 
 
 @cache
@@ -144,7 +144,7 @@ class ElasticDecoderLayer(GradientCheckpointingLayer):
         return sliced_linear(get_submodule(self, layout.down), act(gate) * up, cols=width)
 
 
-class DecoderSuperNetwork:
+class DecoderSuperNetwork(Switchable):
     """Controls which sub-network of a (converted in place) HF causal LM is active; `.model` stays an HF model."""
 
     def __init__(self, model: PreTrainedModel) -> None:
@@ -163,10 +163,6 @@ class DecoderSuperNetwork:
     def layers(self) -> list[ElasticDecoderLayer]:
         return list(decoder_layers(self.model))
 
-    @property
-    def active(self) -> SubnetConfig:
-        return self._active
-
     def set_subnet(self, subnet: SubnetConfig) -> None:
         """Make `subnet` (heads = KV groups, ffn = MLP neurons, per layer) the active sub-network."""
         self.geometry.validate(subnet)
@@ -174,20 +170,8 @@ class DecoderSuperNetwork:
             layer.active = {"heads": int(groups), "ffn": int(width)}
         self._active = subnet
 
-    def reset(self) -> None:
-        self.set_subnet(self.geometry.full_subnet())
-
-    @contextmanager
-    def activate(self, subnet: SubnetConfig) -> Iterator[DecoderSuperNetwork]:
-        previous = self._active
-        self.set_subnet(subnet)
-        try:
-            yield self
-        finally:
-            self.set_subnet(previous)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.model(*args, **kwargs)
+    def full(self) -> SubnetConfig:
+        return self.geometry.full_subnet()
 
 
 # --- function-preserving reordering ---------------------------------------------------------------------
