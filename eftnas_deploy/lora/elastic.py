@@ -95,18 +95,7 @@ class ElasticLoraLinear(PeftLoraLinear):
             raise EftnasError("adapter_names: mixed-adapter batches are not supported by elastic LoRA")
         if self.disable_adapters or self.merged:
             return super().forward(x, *args, **kwargs)
-        result = self.base_layer(x, *args, **kwargs)
-        dtype = result.dtype
-        for adapter in self.active_adapters:
-            if adapter not in self.lora_A:
-                continue
-            a, b = self._sliced(adapter)
-            h = self.lora_dropout[adapter](self._cast_input_dtype(x, a.dtype))
-            if self.delta_mask is None:
-                result = result + F.linear(F.linear(h, a), b) * self.scaling[adapter]
-            else:
-                result = result + F.linear(h, self.get_delta_weight(adapter))
-        return result.to(dtype)
+        return self.sliced_forward(x)
 
     def sliced_forward(self, x: torch.Tensor, rows: int | None = None, cols: int | None = None) -> torch.Tensor:
         """The layer on its first `rows` outputs and `cols` inputs, adapter included (elastic-width layers call it).
