@@ -19,12 +19,17 @@ import torch
 from torch import nn
 
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.family import FamilySpec, get_family
+from eftnas_deploy.families.models import family_of
 
-# Every linear layer of a BERT/RoBERTa (or DistilBERT) encoder layer (Q, K, V, attention output, FFN up, FFN down).
-ENCODER_LINEARS = (
-    r".*\.layer\.(\d+)\.(?:attention\.self\.(?:query|key|value)|attention\.output\.dense|intermediate\.dense"
-    r"|output\.dense|attention\.(?:q_lin|k_lin|v_lin|out_lin)|ffn\.lin1|ffn\.lin2)"
-)
+
+def encoder_linears(family: FamilySpec) -> str:
+    """A regex of every linear layer in an encoder layer of `family` (Q, K, V, attention output, FFN up, down)."""
+    paths = (*family.attention.rows, family.attention.output, family.ffn.up, family.ffn.down)
+    return rf".*\.{re.escape(family.layers)}\.(\d+)\.(?:{'|'.join(re.escape(path) for path in paths)})"
+
+
+ENCODER_LINEARS = encoder_linears(get_family("bert"))  # BERT's, for reference; by default the model's family
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
@@ -67,7 +72,10 @@ def keep_mask(scores: torch.Tensor, sparsity: float = 0.5, pattern: tuple[int, i
     return mask
 
 
-def _targets(model: nn.Module, targets: str) -> dict[str, nn.Linear]:
+def _targets(model: nn.Module, targets: str | None) -> dict[str, nn.Linear]:
+    """The linear layers `targets` matches (None: every encoder-layer linear of the model's family)."""
+    if targets is None:
+        targets = encoder_linears(family_of(model))
     found = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and re.fullmatch(targets, n)}
     if not found:
         raise EftnasError(f"targets: no linear layer of the model matches {targets!r}")
@@ -110,7 +118,7 @@ def wanda_prune(
     batches: Iterable[Mapping[str, torch.Tensor]],
     sparsity: float = 0.5,
     pattern: tuple[int, int] | None = None,
-    targets: str = ENCODER_LINEARS,
+    targets: str | None = None,
     sequential: bool = True,
 ) -> WandaResult:
     """Prune `model` in place with Wanda on calibration `batches` (dicts of model inputs; a few suffice).
@@ -118,6 +126,7 @@ def wanda_prune(
     `targets` is a full-name regex whose first group, when `sequential`, is the layer index: each layer
     is then scored on activations of the model with the earlier layers already pruned.
     """
+    targets = targets or encoder_linears(family_of(model))
     modules = _targets(model, targets)
     batches = list(batches)
     if not batches:
@@ -144,6 +153,6 @@ def wanda_prune(
     return result
 
 
-def masks_from_weights(model: nn.Module, targets: str = ENCODER_LINEARS) -> dict[str, torch.Tensor]:
+def masks_from_weights(model: nn.Module, targets: str | None = None) -> dict[str, torch.Tensor]:
     """Keep-masks (weight != 0) of an already pruned model's target layers."""
     return {name: module.weight.detach() != 0 for name, module in _targets(model, targets).items()}
