@@ -217,20 +217,27 @@ def timing_supernet(supernet: Any, directory: str | Path) -> Any:
     return SuperNetwork.from_pretrained(str(directory), task=supernet.geometry.task)
 
 
+def require_descriptor(directory: str | Path) -> SupernetDescriptor:
+    """The descriptor of a super-network directory, refused when it has none or it names no task."""
+    directory = Path(directory)
+    descriptor = read_descriptor(directory)
+    if not descriptor.source:
+        raise EftnasError(
+            f"supernet: {directory} has neither {DESCRIPTOR_FILE} nor {LEGACY_CONFIG_FILE} "
+            "(a `train-supernet` output is expected)"
+        )
+    if not descriptor.task:
+        raise EftnasError(f"task: {directory / descriptor.source} names no task")
+    return descriptor
+
+
 def held_out_from_supernet(directory: str | Path, tokenizer: Any, max_length: int | None = None):
     """The tokenized held-out split of a super-network directory, rebuilt from its descriptor and held_out.json."""
     from eftnas_deploy.data import get_task, held_out_split, load_split, prepare_split
     from eftnas_deploy.data.loading import parse_columns, subsample_rows
 
     directory = Path(directory)
-    descriptor = read_descriptor(directory)
-    if not descriptor.source:
-        raise EftnasError(
-            f"supernet: {directory} has neither {DESCRIPTOR_FILE} nor {LEGACY_CONFIG_FILE}; "
-            "a `train-supernet` output is expected"
-        )
-    if not descriptor.task:
-        raise EftnasError(f"task: {directory / descriptor.source} names no task")
+    descriptor = require_descriptor(directory)
     task, data = get_task(descriptor.task), descriptor.data
     rows = load_split(task, data.get("train_file"), columns=parse_columns(data.get("columns")))
     rows = subsample_rows(rows, data.get("max_train_rows"), descriptor.seed)

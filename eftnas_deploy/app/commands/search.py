@@ -10,14 +10,7 @@ from pathlib import Path
 from eftnas_deploy.app.commands.config_flags import add_config_flag
 from eftnas_deploy.app.pipeline.config import SearchSettings
 from eftnas_deploy.app.remeasure import remeasure_finalists
-from eftnas_deploy.app.supernet_dir import (
-    DESCRIPTOR_FILE,
-    LEGACY_CONFIG_FILE,
-    held_out_from_supernet,
-    load_supernet,
-    read_descriptor,
-    timing_supernet,
-)
+from eftnas_deploy.app.supernet_dir import held_out_from_supernet, load_supernet, require_descriptor, timing_supernet
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.io import LOCK_FILE, check_output_dir
 from eftnas_deploy.core.locking import exclusive_dir
@@ -65,14 +58,7 @@ def run(args: argparse.Namespace) -> int:
     supernet_dir = Path(args.supernet)
     if not supernet_dir.is_dir():
         raise EftnasError(f"supernet: {supernet_dir} is not a directory (a `train-supernet` output is expected)")
-    descriptor = read_descriptor(supernet_dir)
-    if not descriptor.source:
-        raise EftnasError(
-            f"supernet: {supernet_dir} has neither {DESCRIPTOR_FILE} nor {LEGACY_CONFIG_FILE} "
-            "(a `train-supernet` output is expected)"
-        )
-    if not descriptor.task:
-        raise EftnasError(f"supernet: {supernet_dir / descriptor.source} names no task")
+    descriptor = require_descriptor(supernet_dir)
     task = get_task(descriptor.task)
     supernet = load_supernet(supernet_dir, task.model_task)  # LoRA super-adapters: widths and ranks
     supernet.model.eval()
