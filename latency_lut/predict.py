@@ -36,8 +36,7 @@ class LatencyPredictor:
             name: table.block_table(dimension(name).block) for name in dimension_names() if dimension(name).block
         }
         self._fixed = table.fixed_us
-        self._gain = 1.0 + table.overhead.scale
-        self._constant = table.overhead.constant_us
+        self._correct = table.overhead.correct
 
     @classmethod
     def from_file(
@@ -61,7 +60,7 @@ class LatencyPredictor:
             raise LutMismatchError(self._range_message(subnet)) from None
         if math.isnan(total):
             raise LutMismatchError(self._range_message(subnet))
-        return total * self._gain + self._constant
+        return self._correct(total)
 
     def predict_ms(self, subnet: SubnetConfig) -> float:
         return self.predict_us(subnet) / 1e3

@@ -31,19 +31,28 @@ class LutMismatchError(EftnasError):
 
 @dataclass(frozen=True)
 class Overhead:
-    """Calibrated correction added to the summed entries S (fixed part + blocks): ``constant_us + scale * S``.
+    """Calibrated correction added to the summed entries S (fixed part + blocks):
+    ``constant_us + scale * S + square_per_us * S**2``.
 
     Fitted by least squares on end-to-end measurements of sliced sub-networks; zero means "entries as measured".
+    The square term is the interaction the per-block sum misses (a whole model's weights and activations
+    compete for the caches, so large sub-networks run slower than the sum of their blocks timed apart).
     """
 
     constant_us: float = 0.0
     scale: float = 0.0
     calibration: list[dict[str, Any]] = field(default_factory=list)
+    square_per_us: float = 0.0
+
+    def correct(self, entries_us: float) -> float:
+        """The predicted latency (µs) of a sub-network whose entries sum to `entries_us`."""
+        return entries_us * (1.0 + self.scale) + self.constant_us + self.square_per_us * entries_us * entries_us
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "constant_us": self.constant_us,
             "scale": self.scale,
+            "square_per_us": self.square_per_us,
             "calibration": self.calibration,
         }
 
@@ -53,6 +62,7 @@ class Overhead:
             constant_us=float(data.get("constant_us", 0.0)),
             scale=float(data.get("scale", 0.0)),
             calibration=list(data.get("calibration", [])),
+            square_per_us=float(data.get("square_per_us", 0.0)),  # absent from LUTs written before it existed
         )
 
 

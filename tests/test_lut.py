@@ -215,6 +215,37 @@ def test_overhead_fit_recovers_a_known_affine_correction():
     assert [predictor.predict_us(s) for s in subnets] == pytest.approx(measured)
 
 
+def _eight_subnets() -> list[SubnetConfig]:
+    widths = ((0, 0), (1, 0), (1, 32), (3, 32), (3, 128), (4, 32), (4, 128), (0, 128))
+    return [SubnetConfig(heads=[h, 4 - h], ffn=[f, 32 if h else 128]) for h, f in widths]
+
+
+def test_overhead_fit_recovers_a_square_interaction_term_from_enough_points():
+    from latency_lut.measure import fit_overhead
+
+    table = hand_table(overhead=Overhead())
+    subnets = _eight_subnets()
+    measured = [50.0 + 1.05 * e + 4e-4 * e * e for e in (entries_sum_us(table, s) for s in subnets)]
+    overhead = fit_overhead(table, subnets, measured)
+    assert overhead.square_per_us == pytest.approx(4e-4) and overhead.scale == pytest.approx(0.05)
+    predictor = LatencyPredictor(hand_table(overhead=overhead))
+    assert [predictor.predict_us(s) for s in subnets] == pytest.approx(measured)
+    # Fewer points than that: the affine fit only.
+    assert fit_overhead(table, subnets[:4], measured[:4]).square_per_us == 0.0
+
+
+def test_overhead_fit_refuses_a_square_term_that_turns_predictions_down():
+    from latency_lut.measure import fit_overhead
+
+    table = hand_table(overhead=Overhead())
+    subnets = _eight_subnets()
+    measured = [200.0 + 1.5 * e - e * e / 400.0 for e in (entries_sum_us(table, s) for s in subnets)]  # peaks in range
+    overhead = fit_overhead(table, subnets, measured)
+    assert overhead.square_per_us == 0.0
+    sums = sorted(entries_sum_us(table, s) for s in subnets)
+    assert overhead.correct(sums[-1]) > overhead.correct(sums[0])
+
+
 def test_overhead_fit_ignores_a_slope_made_of_timer_noise():
     from latency_lut.measure import fit_overhead
 

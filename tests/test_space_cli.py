@@ -38,7 +38,7 @@ def test_space_command_refuses_unreachable_targets(tmp_path, capsys):
                  str(tmp_path / "imp" / "importance.safetensors"), "--fraction-range", "0.5", "1.2",
                  "--out", str(tmp_path / "s")])  # fmt: skip
     assert code == 2  # refused up front by the pipeline's own SpaceConfig check, named by the flag
-    assert "fraction-range: must be in (0, 1], got 1.2" in capsys.readouterr().err and not (tmp_path / "s").exists()
+    assert "fraction-range: must be ≤ 1, got 1.2" in capsys.readouterr().err and not (tmp_path / "s").exists()
     code = main(["space", "--model", str(tmp_path / "imp" / "model"), "--importance",
                  str(tmp_path / "imp" / "importance.safetensors"), "--cost-range", "1", "1e15",
                  "--out", str(tmp_path / "s")])  # fmt: skip

@@ -84,10 +84,11 @@ def plot_pareto(
     *,
     cost_label: str = "predicted latency (ms)",
     full: ParetoPoint | None = None,
+    smallest: ParetoPoint | None = None,
     budget: float | None = None,
     title: str = "Pareto front",
 ) -> None:
-    """Accuracy vs cost: all evaluated points, the front, the full network and the budget line."""
+    """Accuracy vs cost: all evaluated points, the front, the full and smallest networks, the budget line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,6 +101,11 @@ def plot_pareto(
     ax.scatter([p.cost for p in front], [p.accuracy for p in front], s=18, c="tab:blue", label="Pareto front")
     if full is not None:
         ax.scatter([full.cost], [full.accuracy], marker="*", s=120, c="tab:red", label="full network", zorder=5)
+    if smallest is not None:
+        ax.scatter(
+            [smallest.cost], [smallest.accuracy], marker="v", s=70, c="tab:purple", label="smallest of the space",
+            zorder=5,
+        )  # fmt: skip
     if budget is not None:
         ax.axvline(budget, ls="--", c="tab:green", label=f"budget {budget:g}")
     ax.set_xlabel(cost_label)

@@ -154,6 +154,7 @@ def search_supernet(
         cost_scale=costs[objective](full),
     )  # fmt: skip
     full_point = ParetoPoint(full, accuracy(full), costs[objective](full))
+    smallest_point = ParetoPoint(smallest, accuracy(smallest), costs[objective](smallest))  # the trade-off's far end
     cost_limit = dict(limits).get(objective)
     if selection == "most-accurate":
         chosen = select_most_accurate(result.front)
@@ -166,7 +167,8 @@ def search_supernet(
     )  # fmt: skip
     plot_pareto(
         out_dir / "pareto.png", result.front, result.points, cost_label=COST_LABELS[objective], full=full_point,
-        budget=cost_limit, title=f"Pareto front ({config.algorithm}, {result.trials} evaluations)",
+        smallest=smallest_point, budget=cost_limit,
+        title=f"Pareto front ({config.algorithm}, {result.trials} evaluations)",
     )  # fmt: skip
     chosen.subnet.save(out_dir / "subnet.json")
     summary = {
@@ -181,6 +183,11 @@ def search_supernet(
         "chosen": next(r for r in records if r["subnet"] == chosen.subnet.to_dict()),
         "chosen_index": [p.subnet for p in result.front].index(chosen.subnet),
         "full_network": {"accuracy": full_point.accuracy, "cost": full_point.cost},
+        "smallest_network": {
+            "subnet": smallest.to_dict(),
+            "accuracy": smallest_point.accuracy,
+            "cost": smallest_point.cost,
+        },
         "front_size": len(result.front),
         "feasible_evaluated": result.feasible_evaluated,
         "repaired_proposals": result.repaired,

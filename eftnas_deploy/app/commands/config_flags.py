@@ -69,8 +69,11 @@ def config_from_args(
     named by its flag (`flags` maps fields set from another flag, e.g. min_fraction -> fraction-range)."""
     names = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in vars(args).items() if k in names}
-    config = cls(**{**values, **fixed})
-    problems = config.problems() if check and hasattr(config, "problems") else []
+    if not check:
+        return cls(**{**values, **fixed})
+    from eftnas_deploy.app.pipeline.config import check_section
+
+    config, problems = check_section(cls, {**values, **fixed})
     if problems:
         field_name, problem = problems[0]
         raise EftnasError(f"{(flags or {}).get(field_name, field_name.replace('_', '-'))}: {problem}")

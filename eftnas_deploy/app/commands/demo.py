@@ -37,7 +37,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "teacher": {"epochs": 10.0, "lr": 5e-4, "warmup_ratio": 0.1},  # the frames' flips need ~1900 steps
         "importance": {"steps": 60},
         "space": {"min_fraction": 0.08, "num_targets": 5, "ffn_multiple": 32, "tolerance": 0.1},
-        "lut": dict(warmup=3, repeats=10, min_time_s=0.3, stack=4, calibration=4, validate_samples=8),
+        "lut": dict(warmup=3, repeats=10, min_time_s=0.3, stack=4, calibration=10, validate_samples=8),
         "supernet": {"epochs": 3.0, "lr": 5e-4},
         "search": {"evals": 200, "remeasure_top": 5, "max_latency_fraction": 0.6},
         "finetune": {"epochs": 1.0, "lr": 2e-4},

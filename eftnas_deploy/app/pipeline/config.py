@@ -1,20 +1,21 @@
 """Pipeline configuration: nested frozen dataclasses loaded from YAML, overridable with dotted `--set` keys.
 
-Validation collects every problem (unknown keys, wrong types, out-of-range values) and raises them
-together in one `EftnasError`, each named by its dotted path ("search.evals: must be ≥ 1").
+pydantic validates types, unknown keys and ranges (declared on each field's type below); each section's
+`problems()` adds its choices and cross-field constraints. Every problem is raised at once in one
+`EftnasError`, each named by its dotted path ("search.evals: Input should be greater than 0, got 0").
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.family import family_names
@@ -38,6 +39,44 @@ SPARSITY_METHODS = ("none", "wanda")
 LORA_GROUP_NAMES = ("lora_qkv", "lora_up", "lora_down")  # eftnas_deploy.core.dimensions.LORA_DIMENSIONS
 
 
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _names(value: Any) -> Any:
+    return [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+
+
+# Field types: pydantic checks them (integers strictly: YAML's true/false or "3" are not integers).
+Int = Annotated[int, Strict()]
+PositiveInt = Annotated[int, Strict(), Field(gt=0)]
+NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]  # lax: YAML 1.1 reads `3e-4` (no dot) as a string
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+UnitFraction = Annotated[float, Field(gt=0, le=1)]
+IntList = Annotated[tuple[Int, ...], BeforeValidator(_one_or_many)]  # a list, or one integer
+NameList = Annotated[tuple[str, ...], BeforeValidator(_names)]  # a list, or "a,b"
+
+
+class OneOf:
+    """`OneOf[CHOICES]`: a name from a tuple or a registry (a dict keyed by name, read when validating)."""
+
+    def __class_getitem__(cls, choices: Any) -> Any:
+        def check(value: str) -> str:
+            if value not in choices:
+                raise ValueError(f"{value!r} is not one of {tuple(choices)}")
+            return value
+
+        return Annotated[str, AfterValidator(check)]
+
+
+def _section(cls: type) -> type:
+    """A config section: pydantic validates it on load, and unknown keys are errors."""
+    cls.__pydantic_config__ = ConfigDict(extra="forbid")
+    return cls
+
+
+@_section
 @dataclass(frozen=True)
 class DataConfig:
     """The task and its local files (none: the hub dataset by name)."""
@@ -46,10 +85,10 @@ class DataConfig:
     train_file: str | None = None
     dev_file: str | None = None
     columns: str | None = None  # e.g. "sentence=text,label=target"
-    max_train_rows: int | None = None
-    max_dev_rows: int | None = None
-    max_length: int = 128
-    held_out_fraction: float = 0.1
+    max_train_rows: PositiveInt | None = None
+    max_dev_rows: PositiveInt | None = None
+    max_length: PositiveInt = 128
+    held_out_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     # Batches of similar length in every training stage: several times faster with dynamic padding on short
     # texts (SST-2), but batches then follow length; off where length goes with the label.
     group_by_length: bool = False
@@ -62,13 +101,11 @@ class DataConfig:
             get_task(self.task)
         except EftnasError:
             out.append(("task", f"{self.task!r} is not one of {sorted(TASKS)}"))
-        out += _positive(self, "max_train_rows", "max_dev_rows", "max_length")
-        if not 0 < self.held_out_fraction < 1:
-            out.append(("held_out_fraction", f"must be in (0, 1), got {self.held_out_fraction}"))
         out += _files_exist(self, "train_file", "dev_file")
         return out
 
 
+@_section
 @dataclass(frozen=True)
 class ModelConfig:
     """A hub name or directory (`name`), or a geometry to build and train from scratch (`from_config`)."""
@@ -92,30 +129,27 @@ class ModelConfig:
         return out
 
 
+@_section
 @dataclass(frozen=True)
 class TeacherConfig:
-    epochs: float = 3.0
-    lr: float = 5e-5
-    batch_size: int = 32
+    epochs: PositiveFloat = 3.0
+    lr: PositiveFloat = 5e-5
+    batch_size: PositiveInt = 32
     warmup_ratio: float = 0.0
 
-    def problems(self) -> list[tuple[str, str]]:
-        return _positive(self, "epochs", "lr", "batch_size")
 
-
+@_section
 @dataclass(frozen=True)
 class ImportanceConfig:
     # "taylor" ranks units well on pretrained and from-scratch models alike; EFTNAS' own "movement" ranked FFN
     # neurons of a fine-tuned all-MiniLM-L6-v2 close to chance (benchmarks/real_checkpoint.py).
-    criterion: str = "taylor"
-    steps: int = 200
-    lr: float = 5e-5
-    batch_size: int = 32
-
-    def problems(self) -> list[tuple[str, str]]:
-        return _choice(self, "criterion", CRITERIA) + _positive(self, "steps", "lr", "batch_size")
+    criterion: OneOf[CRITERIA] = "taylor"
+    steps: PositiveInt = 200
+    lr: PositiveFloat = 5e-5
+    batch_size: PositiveInt = 32
 
 
+@_section
 @dataclass(frozen=True)
 class SpaceConfig:
     """Search-space boundaries from importance at MAC targets (fractions of the full model).
@@ -130,42 +164,33 @@ class SpaceConfig:
     training batches (of the importance batch size).
     """
 
-    kind: str = "eftnas"
-    min_fraction: float = 0.2
-    max_fraction: float = 0.9
-    num_targets: int = 5
-    ffn_multiple: int = 32
-    skip_fraction: float = 0.02
-    tolerance: float = 0.02
-    seq_len: int = 128
-    ffn_bounds: str = "importance"
-    pca_variance: float = 0.95
-    head_order: str = "importance"
-    calibration_batches: int = 16
+    kind: OneOf[SPACE_KINDS] = "eftnas"
+    min_fraction: UnitFraction = 0.2
+    max_fraction: UnitFraction = 0.9
+    num_targets: PositiveInt = 5
+    ffn_multiple: PositiveInt = 32
+    skip_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.02
+    tolerance: PositiveFloat = 0.02
+    seq_len: PositiveInt = 128
+    ffn_bounds: OneOf[FFN_BOUNDS] = "importance"
+    pca_variance: UnitFraction = 0.95
+    head_order: OneOf[HEAD_ORDERS] = "importance"
+    calibration_batches: PositiveInt = 16
 
     @property
     def needs_calibration(self) -> bool:
         return self.ffn_bounds != "importance" or self.head_order != "importance"
 
     def problems(self) -> list[tuple[str, str]]:
-        out = _choice(self, "kind", SPACE_KINDS) + _positive(
-            self, "num_targets", "ffn_multiple", "tolerance", "seq_len", "calibration_batches"
-        )
-        out += _choice(self, "ffn_bounds", FFN_BOUNDS) + _choice(self, "head_order", HEAD_ORDERS)
-        if not 0 < self.pca_variance <= 1:
-            out.append(("pca_variance", f"must be in (0, 1], got {self.pca_variance}"))
+        out = []
         if self.ffn_bounds == "pca" and self.kind != "eftnas":
             out.append(("ffn_bounds", f"pca bounds need kind 'eftnas' (threshold targets), not {self.kind!r}"))
-        for name in ("min_fraction", "max_fraction"):
-            if not 0 < getattr(self, name) <= 1:
-                out.append((name, f"must be in (0, 1], got {getattr(self, name)}"))
         if self.min_fraction > self.max_fraction:
             out.append(("min_fraction", f"{self.min_fraction} is above max_fraction {self.max_fraction}"))
-        if not 0 <= self.skip_fraction < 1:
-            out.append(("skip_fraction", f"must be in [0, 1), got {self.skip_fraction}"))
         return out
 
 
+@_section
 @dataclass(frozen=True)
 class LutConfig:
     """A LUT measured on the target device (`file`), or measured here with these settings."""
@@ -173,58 +198,49 @@ class LutConfig:
     file: str | None = None
     allow_approximate: bool = False
     measure: bool = True  # without `file`: measure on this CPU (false: no latency figures at all)
-    runtime: str = "onnxruntime"
-    precision: str | None = None  # default: fp32 (ORT) / f32 (OpenVINO)
-    threads: int = 1
-    seq_len: int = 128
-    batch: int = 1
-    grid: int | None = None
-    calibration: int = 4
-    warmup: int = 5
-    repeats: int = 20
-    min_time_s: float = 1.0
-    stack: int = 6
-    validate_samples: int = 8
-    clock: str = "wall"  # or "cpu": process CPU time, 1 thread, on a machine shared with other jobs
+    runtime: OneOf[RUNTIMES] = "onnxruntime"
+    precision: OneOf[PRECISIONS] | None = None  # default: fp32 (ORT) / f32 (OpenVINO)
+    threads: PositiveInt = 1
+    seq_len: PositiveInt = 128
+    batch: PositiveInt = 1
+    grid: PositiveInt | None = None
+    calibration: NonNegativeInt = 12  # end-to-end sub-networks the overhead is fitted on (8+: with a square term)
+    warmup: NonNegativeInt = 5
+    repeats: PositiveInt = 20
+    min_time_s: NonNegativeFloat = 1.0
+    stack: PositiveInt = 6
+    validate_samples: NonNegativeInt = 8
+    clock: OneOf[CLOCKS] = "wall"  # or "cpu": process CPU time, 1 thread, on a machine shared with other jobs
 
     def problems(self) -> list[tuple[str, str]]:
-        out = _choice(self, "runtime", RUNTIMES) + _choice(self, "clock", tuple(CLOCKS)) + _files_exist(self, "file")
-        if self.precision is not None:
-            out += _choice(self, "precision", PRECISIONS)
-        out += _positive(self, "threads", "seq_len", "batch", "repeats", "stack", "grid")
-        out += _non_negative(self, "calibration", "warmup", "min_time_s", "validate_samples")
-        return out
+        return _files_exist(self, "file")
 
 
+@_section
 @dataclass(frozen=True)
 class SupernetConfig:
     """Weight-sharing training; by default every sub-network distils from the fine-tuned teacher (stage 1)."""
 
-    strategy: str = "full"
-    num_random: int = 1
-    epochs: float = 2.0
-    lr: float = 5e-5
-    warmup_ratio: float = 0.06
-    batch_size: int = 32
+    strategy: OneOf[STRATEGIES] = "full"
+    num_random: PositiveInt = 1
+    epochs: PositiveFloat = 2.0
+    lr: PositiveFloat = 5e-5
+    warmup_ratio: NonNegativeFloat = 0.06
+    batch_size: PositiveInt = 32
     external_teacher_kd: bool = True
-    distill_from: str = "teacher"  # or "largest": in-place distillation from the largest sub-network
-    save_steps: int = 50  # checkpoint interval (steps) of teacher and super-network training, for resuming
+    distill_from: OneOf[DISTILL_SOURCES] = "teacher"  # or "largest": in-place distillation from the largest sub-network
+    save_steps: PositiveInt = 50  # checkpoint interval (steps) of teacher and super-network training, for resuming
     # Relational KD (Park et al., 2019) on the [CLS] vector, added with this weight to the logit KD (0: off).
-    rkd_weight: float = 0.0
+    rkd_weight: NonNegativeFloat = 0.0
     # Progressive growth (ELM): "pca" widens the FFN blocks in stages, most PCA components first (needs
     # space.ffn_bounds: pca); growth_stages 0: one stage per epoch.
-    growth: str = "none"
-    growth_stages: int = 0
+    growth: OneOf[GROWTH] = "none"
+    growth_stages: NonNegativeInt = 0
     # "lora": freeze the base and train elastic-rank LoRA super-adapters (section `lora`, LoNAS / Shears NLS)
-    adapters: str = "none"
-
-    def problems(self) -> list[tuple[str, str]]:
-        out = _choice(self, "strategy", STRATEGIES) + _choice(self, "distill_from", DISTILL_SOURCES)
-        out += _choice(self, "adapters", ADAPTERS)
-        out += _choice(self, "growth", GROWTH) + _non_negative(self, "warmup_ratio", "rkd_weight", "growth_stages")
-        return out + _positive(self, "num_random", "epochs", "lr", "batch_size", "save_steps")
+    adapters: OneOf[ADAPTERS] = "none"
 
 
+@_section
 @dataclass(frozen=True)
 class FinetuneConfig:
     """Final fine-tune of the chosen sub-network alone, distilled from the teacher, before export.
@@ -235,42 +251,34 @@ class FinetuneConfig:
     """
 
     enabled: bool = True
-    epochs: float = 1.0
-    lr: float = 5e-5
-    warmup_ratio: float = 0.06
-    batch_size: int = 32
+    epochs: PositiveFloat = 1.0
+    lr: PositiveFloat = 5e-5
+    warmup_ratio: NonNegativeFloat = 0.06
+    batch_size: PositiveInt = 32
     distill: bool = True
     keep_if_better: bool = False
 
-    def problems(self) -> list[tuple[str, str]]:
-        return _non_negative(self, "warmup_ratio") + _positive(self, "epochs", "lr", "batch_size")
 
-
+@_section
 @dataclass(frozen=True)
 class SearchSettings:
     """Multi-objective search and the hard budget (latency in ms, or a fraction of the full model's)."""
 
-    objective: str = "latency"
-    algorithm: str = "nsga2"
-    evals: int = 1000
-    population: int | None = None
-    max_latency_ms: float | None = None
-    max_latency_fraction: float | None = None  # 0: the space's smallest sub-network's latency, 1: the full model's
-    max_macs: float | None = None  # millions
-    max_params: float | None = None  # millions
-    selection: str = "most-accurate"
-    delta: float = 0.01
-    remeasure_top: int = 5
+    objective: OneOf[OBJECTIVES] = "latency"
+    algorithm: OneOf[ALGORITHMS] = "nsga2"
+    evals: PositiveInt = 1000
+    population: Annotated[int, Strict(), Field(ge=2)] | None = None
+    max_latency_ms: PositiveFloat | None = None
+    # 0: the latency of the space's smallest sub-network, 1: the full model's
+    max_latency_fraction: UnitFraction | None = None
+    max_macs: PositiveFloat | None = None  # millions
+    max_params: PositiveFloat | None = None  # millions
+    selection: OneOf[SELECTIONS] = "most-accurate"
+    delta: NonNegativeFloat = 0.01
+    remeasure_top: NonNegativeInt = 5
 
     def problems(self) -> list[tuple[str, str]]:
-        out = _choice(self, "objective", OBJECTIVES) + _choice(self, "algorithm", ALGORITHMS)
-        out += _choice(self, "selection", SELECTIONS)
-        out += _positive(self, "evals", "max_latency_ms", "max_macs", "max_params")
-        out += _non_negative(self, "delta", "remeasure_top")
-        if self.population is not None and self.population < 2:
-            out.append(("population", f"must be ≥ 2, got {self.population}"))
-        if self.max_latency_fraction is not None and not 0 < self.max_latency_fraction <= 1:
-            out.append(("max_latency_fraction", f"must be in (0, 1], got {self.max_latency_fraction}"))
+        out = []
         if self.max_latency_ms is not None and self.max_latency_fraction is not None:
             out.append(("max_latency_ms", "give max_latency_ms or max_latency_fraction, not both"))
         return out
@@ -280,23 +288,25 @@ class SearchSettings:
         return self.objective == "latency" or self.max_latency_ms is not None or self.max_latency_fraction is not None
 
 
+@_section
 @dataclass(frozen=True)
 class ExportConfig:
-    formats: tuple[str, ...] = ("pytorch", "onnx", "openvino", "int8")
-    calibration_size: int = 300
-    eval_size: int | None = None  # rows of the evaluation split for every accuracy figure (None: all)
+    formats: NameList = ("pytorch", "onnx", "openvino", "int8")
+    calibration_size: PositiveInt = 300
+    eval_size: PositiveInt | None = None  # rows of the evaluation split for every accuracy figure (None: all)
     pareto_front: bool = False  # also export every Pareto point (pytorch + onnx + openvino)
-    benchmark_repeats: int = 50
-    benchmark_threads: int | None = None  # default: the LUT's
+    benchmark_repeats: PositiveInt = 50
+    benchmark_threads: PositiveInt | None = None  # default: the LUT's
 
     def problems(self) -> list[tuple[str, str]]:
         unknown = [f for f in self.formats if f not in FORMATS]
         out = [("formats", f"unknown format(s) {unknown} (expected a subset of {list(FORMATS)})")] if unknown else []
         if not self.formats:
             out.append(("formats", "at least one format is required"))
-        return out + _positive(self, "calibration_size", "eval_size", "benchmark_repeats", "benchmark_threads")
+        return out
 
 
+@_section
 @dataclass(frozen=True)
 class LoraSettings:
     """Elastic LoRA super-adapters, used with `supernet.adapters: lora`.
@@ -307,22 +317,20 @@ class LoraSettings:
     space's head/FFN choices (LoNAS); false searches the ranks at the full widths only (Shears NLS).
     """
 
-    max_rank: int = 32
-    rank_choices: tuple[int, ...] | None = None  # default: max_rank, 3/4 and 1/2 of it (NLS' [32, 24, 16])
-    alpha: float | None = None
-    dropout: float = 0.0
-    groups: tuple[str, ...] = LORA_GROUP_NAMES
+    max_rank: PositiveInt = 32
+    rank_choices: IntList | None = None  # default: max_rank, 3/4 and 1/2 of it (NLS' [32, 24, 16])
+    alpha: PositiveFloat | None = None
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    groups: NameList = LORA_GROUP_NAMES
     elastic_widths: bool = True
 
     def problems(self) -> list[tuple[str, str]]:
-        out = _positive(self, "max_rank", "alpha")
+        out = []
         if self.rank_choices is not None and not self.rank_choices:
             out.append(("rank_choices", "at least one rank is required"))
         bad = [r for r in self.rank_choices or () if not 0 <= r <= max(self.max_rank, 0)]
         if bad and self.max_rank > 0:
             out.append(("rank_choices", f"{bad} outside [0, max_rank {self.max_rank}]"))
-        if not 0 <= self.dropout < 1:
-            out.append(("dropout", f"must be in [0, 1), got {self.dropout}"))
         unknown = [g for g in self.groups if g not in LORA_GROUP_NAMES]
         if unknown or not self.groups:
             out.append(("groups", f"{unknown or 'none'} given; choose from {list(LORA_GROUP_NAMES)}"))
@@ -336,6 +344,7 @@ class LoraSettings:
         return tuple(sorted({self.max_rank, max(1, 3 * self.max_rank // 4), max(1, self.max_rank // 2)}, reverse=True))
 
 
+@_section
 @dataclass(frozen=True)
 class SparsitySettings:
     """Prune the fine-tuned teacher before super-adapter training (Shears); needs `supernet.adapters: lora`.
@@ -345,14 +354,13 @@ class SparsitySettings:
     `calibration_batches` training batches of `calibration_batch_size` rows.
     """
 
-    method: str = "none"
-    target: float | str = 0.5
-    calibration_batches: int = 8
-    calibration_batch_size: int = 16
+    method: OneOf[SPARSITY_METHODS] = "none"
+    target: Annotated[float | str, Field(union_mode="left_to_right")] = 0.5
+    calibration_batches: PositiveInt = 8
+    calibration_batch_size: PositiveInt = 16
 
     def problems(self) -> list[tuple[str, str]]:
-        out = _choice(self, "method", SPARSITY_METHODS)
-        out += _positive(self, "calibration_batches", "calibration_batch_size")
+        out = []
         try:
             pattern = self.pattern
         except ValueError as exc:
@@ -377,6 +385,7 @@ class SparsitySettings:
         return None
 
 
+@_section
 @dataclass(frozen=True)
 class PipelineConfig:
     data: DataConfig = field(default_factory=DataConfig)
@@ -391,7 +400,7 @@ class PipelineConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
     sparsity: SparsitySettings = field(default_factory=SparsitySettings)
-    seed: int = 0
+    seed: Int = 0
     out: str = "runs/pipeline"
 
     def problems(self) -> list[tuple[str, str]]:
@@ -413,10 +422,11 @@ class PipelineConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
         """Build and validate; every bad field is reported at once."""
-        errors: list[str] = []
-        config = _build(cls, data, "", errors)
-        if config is not None:
-            errors += _problems(config, "")
+        try:
+            config = _ADAPTER.validate_python(data)
+            errors = _problems(config, "")
+        except ValidationError as exc:
+            config, errors = None, _all_problems(data, exc)
         if len(errors) == 1:
             raise EftnasError(f"invalid pipeline config: {errors[0]}")
         if errors:
@@ -425,6 +435,9 @@ class PipelineConfig:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+_ADAPTER = TypeAdapter(PipelineConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
@@ -471,37 +484,9 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
 
 
 # -- building and checking -------------------------------------------------------------------------
-def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
-    if not isinstance(data, dict):
-        errors.append(f"{prefix.rstrip('.') or 'config'}: must be a mapping, got {type(data).__name__}")
-        return None
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            errors.append(f"{prefix}{key}: unknown key (expected one of {sorted(names)})")
-    values = {}
-    for name in names & set(data):
-        hint, value, path = hints[name], data[name], f"{prefix}{name}"
-        if dataclasses.is_dataclass(hint):
-            built = _build(hint, value, path + ".", errors)
-            if built is not None:
-                values[name] = built
-        else:
-            ok, coerced = _coerce(hint, value)
-            if ok:
-                values[name] = coerced
-            else:
-                errors.append(f"{path}: expected {_type_name(hint)}, got {value!r}")
-    try:
-        return cls(**values)
-    except TypeError as exc:  # pragma: no cover - defensive
-        errors.append(f"{prefix or 'config'}: {exc}")
-        return None
-
-
 def _problems(obj: Any, prefix: str) -> list[str]:
-    out = [f"{prefix}{name}: {message}" for name, message in obj.problems()]
+    own = obj.problems() if hasattr(obj, "problems") else []
+    out = [f"{prefix}{name}: {message}" for name, message in own]
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if dataclasses.is_dataclass(value):
@@ -509,58 +494,72 @@ def _problems(obj: Any, prefix: str) -> list[str]:
     return out
 
 
-_FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+def check_section(cls: type, values: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:
+    """One section from `values`: (the section or None, its problems as (dotted field, message) pairs)."""
+    try:
+        section = TypeAdapter(cls).validate_python(values)
+    except ValidationError as exc:
+        errors = [_field_problem(e, cls) for e in exc.errors()]
+        bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        others = {k: v for k, v in values.items() if k not in bad} if isinstance(values, dict) else None
+        if others is None or bad - set(values):  # the rest cannot be checked on its own
+            return None, errors
+        _, rest = check_section(cls, others)  # the other fields' own problems, reported at the same time
+        return None, errors + [(field, message) for field, message in rest if field.split(".")[0] not in bad]
+    return section, list(section.problems()) if hasattr(section, "problems") else []
 
 
-def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
-    args = typing.get_args(hint)
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return True, None
-        for arg in args:
-            if arg is not type(None):
-                ok, coerced = _coerce(arg, value)
-                if ok:
-                    return True, coerced
-        return False, None
-    if origin is tuple and args and args[0] is int:
-        items = [value] if isinstance(value, int) else value
-        if not isinstance(items, list | tuple) or any(isinstance(v, bool) or not isinstance(v, int) for v in items):
-            return False, None
-        return True, tuple(items)
-    if origin is tuple:
-        items = [value] if isinstance(value, str) else value
-        if isinstance(value, str) and "," in value:
-            items = [v.strip() for v in value.split(",")]
-        if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
-            return False, None
-        return True, tuple(items)
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is float:
-        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
-            value = float(value)  # YAML 1.1 reads `3e-4` (no dot) as a string
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return ok, float(value) if ok else None
-    if hint is str:
-        return isinstance(value, str), value
-    if hint is dict:
-        return isinstance(value, dict), value
-    return False, None
+def _all_problems(data: dict[str, Any], exc: ValidationError) -> list[str]:
+    """Every problem of an invalid config: its own fields', then each section's (checked on its own, so one
+    bad field does not hide the others)."""
+    sections = {n: h for n, h in typing.get_type_hints(PipelineConfig).items() if dataclasses.is_dataclass(h)}
+    out = [_field_error(e) for e in exc.errors() if len(e["loc"]) < 2 or e["loc"][0] not in sections]
+    for name, cls in sections.items():
+        if isinstance(data.get(name, {}), dict):
+            out += [f"{name}.{field}: {message}" for field, message in check_section(cls, data.get(name, {}))[1]]
+    return out
 
 
-def _type_name(hint: Any) -> str:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) is tuple:
-        return "a list of integers" if typing.get_args(hint)[:1] == (int,) else "a list of strings"
-    if args:
-        return " or ".join(_type_name(a) for a in args) + " (or null)"
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", dict: "a mapping"}.get(
-        hint, str(hint)
-    )
+def _field_error(error: Any) -> str:
+    return "{}: {}".format(*_field_problem(error, PipelineConfig))
+
+
+def _field_problem(error: Any, root: type) -> tuple[str, str]:
+    """One pydantic error as (dotted path, message); an unknown key's lists the section's known keys."""
+    loc = [str(part) for part in error["loc"]]
+    path = ".".join(loc) or "config"
+    if error["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+        section: Any = root
+        for name in loc[:-1]:
+            section = typing.get_type_hints(section).get(name, section)
+        known = sorted(f.name for f in dataclasses.fields(section)) if dataclasses.is_dataclass(section) else []
+        return path, f"unknown key (expected one of {known})"
+    if error["type"] == "dataclass_type":
+        return path, f"must be a mapping, got {type(error['input']).__name__}"
+    if error["type"] == "value_error":  # a choice or check of ours: its message names the value
+        return path, str(error["ctx"]["error"])
+    template = _MESSAGES.get(error["type"])
+    ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in error.get("ctx", {}).items()}
+    return path, f"{template.format(**ctx) if template else error['msg']}, got {error['input']!r}"
+
+
+# pydantic error types in the project's words (any other keeps pydantic's message).
+_MESSAGES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be ≥ {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be ≤ {le}",
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "int_type": "expected an integer",
+    "int_parsing": "expected an integer",
+    "int_from_float": "expected an integer",
+    "bool_type": "expected true/false",
+    "bool_parsing": "expected true/false",
+    "string_type": "expected a string",
+    "tuple_type": "expected a list",
+    "dict_type": "expected a mapping",
+}
 
 
 def _plain(value: Any) -> Any:
@@ -569,20 +568,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-def _positive(obj: Any, *names: str) -> list[tuple[str, str]]:
-    return [(n, f"must be > 0, got {getattr(obj, n)}") for n in names if (v := getattr(obj, n)) is not None and v <= 0]
-
-
-def _non_negative(obj: Any, *names: str) -> list[tuple[str, str]]:
-    return [(n, f"must be ≥ 0, got {getattr(obj, n)}") for n in names if (v := getattr(obj, n)) is not None and v < 0]
-
-
-def _choice(obj: Any, name: str, choices: Any) -> list[tuple[str, str]]:
-    """`choices`: a tuple of names or a registry (a dict keyed by name)."""
-    value = getattr(obj, name)
-    return [] if value in choices else [(name, f"{value!r} is not one of {tuple(choices)}")]
 
 
 def _files_exist(obj: Any, *names: str) -> list[tuple[str, str]]:

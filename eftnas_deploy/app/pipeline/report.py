@@ -52,7 +52,11 @@ def write_report(ctx: RunContext, work: Path) -> dict[str, Any]:
         },
         "finetune": read_state_outputs(ctx, FINETUNE),
         "space_methods": space_methods(ctx),
-        "held_out_accuracy": {"chosen": summary["chosen"]["accuracy"], "full": summary["full_network"]["accuracy"]},
+        "held_out_accuracy": {
+            "chosen": summary["chosen"]["accuracy"],
+            "full": summary["full_network"]["accuracy"],
+            "smallest": (summary.get("smallest_network") or {}).get("accuracy"),
+        },
         "accuracy": deployment["accuracy"],
         "timings": deployment["timings"],
         "speedups": speedups(deployment["timings"]),
@@ -267,6 +271,13 @@ def render(ctx: RunContext, f: dict, geometry: Any, has_validation: bool) -> str
         f"Search: {search['trials']} trials, {_fmt(search['feasible_evaluated'])} distinct feasible sub-networks "
         f"evaluated ({_fmt(search['repaired_proposals'])} over-budget proposals repaired to fit).",
     ]
+    held = f["held_out_accuracy"]
+    if held.get("smallest") is not None:
+        lines += [
+            "",
+            f"Trade-off on the held-out split (super-network weights): full sub-network {_fmt(held['full'])}, "
+            f"chosen {_fmt(held['chosen'])}, smallest of the space {_fmt(held['smallest'])}.",
+        ]
     if search.get("warning"):
         lines.append(f"\n**Warning:** {search['warning']}")
     lines += [
