@@ -122,3 +122,15 @@ def test_resume_matches_uninterrupted_run(split, tmp_path):
     ref_state = reference.model.state_dict()
     for name, value in resumed.model.state_dict().items():
         torch.testing.assert_close(value, ref_state[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_progress_bar_carries_the_stage_label(split, tmp_path, capsys):
+    from eftnas_deploy.training import label_progress
+
+    trainer = _trainer(tiny_supernet(), split, tmp_path, max_steps=2, disable_tqdm=False)
+    label_progress(trainer, "super-network training")
+    trainer.train()
+    assert "super-network training:" in capsys.readouterr().err
+    quiet = _trainer(tiny_supernet(), split, tmp_path / "quiet", max_steps=1)  # no bar: nothing is added
+    label_progress(quiet, "x")
+    assert not any(type(c).__name__ == "LabelledProgressCallback" for c in quiet.callback_handler.callbacks)

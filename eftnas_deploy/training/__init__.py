@@ -2,7 +2,7 @@
 
 from eftnas_deploy.training.distill import KDConfig, kd_loss
 from eftnas_deploy.training.sampling import DISTILL_SOURCES, STRATEGIES, SubnetSampler
-from eftnas_deploy.training.setup import collator_for, training_arguments, training_batches
+from eftnas_deploy.training.setup import collator_for, label_progress, training_arguments, training_batches
 from eftnas_deploy.training.teacher import load_teacher, teacher_from_config, train_teacher
 from eftnas_deploy.training.trainer import SuperNetTrainer
 
@@ -14,6 +14,7 @@ __all__ = [
     "SuperNetTrainer",
     "collator_for",
     "kd_loss",
+    "label_progress",
     "load_teacher",
     "teacher_from_config",
     "train_teacher",

@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, TrainingArguments, default_data_collator
+from transformers import (
+    DataCollatorWithPadding,
+    PreTrainedTokenizerBase,
+    ProgressCallback,
+    Trainer,
+    TrainingArguments,
+    default_data_collator,
+)
 
 from eftnas_deploy.data.features import PreparedSplit
 
@@ -28,6 +35,26 @@ def training_arguments(out_dir: str | Path, **overrides: Any) -> TrainingArgumen
     values = {**DEFAULTS, **overrides}
     values.setdefault("use_cpu", not torch.cuda.is_available())
     return TrainingArguments(output_dir=str(out_dir), **values)
+
+
+class LabelledProgressCallback(ProgressCallback):
+    """The Trainer's progress bar, labelled with what trains (a bare "37%|███" says nothing in a long log)."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        super().on_train_begin(args, state, control, **kwargs)
+        if self.training_bar is not None:
+            self.training_bar.set_description(self.label)
+
+
+def label_progress(trainer: Trainer, label: str) -> Trainer:
+    """Swap `trainer`'s progress bar for one labelled `label` (nothing to do when its bar is disabled)."""
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(LabelledProgressCallback(label))
+    return trainer
 
 
 def collator_for(split: PreparedSplit, tokenizer: PreTrainedTokenizerBase):

@@ -11,7 +11,7 @@ from eftnas_deploy.data.features import PreparedSplit
 from eftnas_deploy.data.tasks import TaskSpec
 from eftnas_deploy.families.models import build_model
 from eftnas_deploy.supernet.loading import load_model
-from eftnas_deploy.training.setup import collator_for, training_arguments
+from eftnas_deploy.training.setup import collator_for, label_progress, training_arguments
 
 
 def teacher_from_config(
@@ -48,5 +48,6 @@ def train_teacher(
         data_collator=collator_for(train, tokenizer),
         processing_class=tokenizer,
     )
+    label_progress(trainer, "teacher fine-tune")
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return model.eval()

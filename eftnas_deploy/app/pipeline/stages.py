@@ -59,6 +59,7 @@ from eftnas_deploy.training import (
     KDConfig,
     SuperNetTrainer,
     collator_for,
+    label_progress,
     load_teacher,
     teacher_from_config,
     train_teacher,
@@ -532,6 +533,7 @@ def finetune(ctx: RunContext, work: Path) -> dict[str, Any]:
         args=_trainer_args(out, cfg, ctx.config.seed, ctx.config.data.group_by_length, ctx.config.supernet.save_steps),
         train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
     )  # fmt: skip
+    label_progress(trainer, "final fine-tune")
     trainer.train(resume_from_checkpoint=resume)
     shutil.rmtree(out, ignore_errors=True)
     for name, split in splits.items():

@@ -9,7 +9,7 @@ from typing import Any
 from eftnas_deploy.app.pipeline.config import SupernetConfig
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.evaluation import evaluate
-from eftnas_deploy.training import KDConfig, SuperNetTrainer, collator_for
+from eftnas_deploy.training import KDConfig, SuperNetTrainer, collator_for, label_progress
 
 
 def fit_supernet(
@@ -35,6 +35,7 @@ def fit_supernet(
         growth=cfg.growth, growth_stages=cfg.growth_stages, args=args,
         train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
     )  # fmt: skip
+    label_progress(trainer, "super-network training")
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
     wall = round(time.perf_counter() - start, 1)
