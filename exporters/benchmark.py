@@ -26,6 +26,8 @@ VARIANTS = {
     ("onnxruntime", "optimized"): ("onnx", "model_optimized.onnx"),
     ("openvino", "fp32"): ("openvino", "openvino_model.xml"),
     ("openvino", "int8"): ("int8", "openvino_model.xml"),
+    ("openvino", "int8-weights"): ("int8-weights", "openvino_model.xml"),
+    ("openvino", "int4-weights"): ("int4-weights", "openvino_model.xml"),
 }
 PRECISION_ALIASES = {"onnxruntime": {"f32": "fp32", "default": "fp32"}, "openvino": {"fp32": "f32"}}
 

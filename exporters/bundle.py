@@ -25,8 +25,16 @@ from exporters.parity import ONNX_ATOL, OPENVINO_ATOL, check_parity, padded_inpu
 from exporters.provenance import METADATA_FILE, artifact_metadata, fingerprint_state_dict
 from exporters.quantize import DEFAULT_SUBSET_SIZE, LabeledExamples, quantize_openvino
 from exporters.runtime import RuntimeSpec
+from exporters.weights import WEIGHT_MODES, compress_weights_openvino
 
-FORMAT_DIRS = {"pytorch": "pytorch", "onnx": "onnx", "openvino": "openvino", "int8": "openvino-int8"}
+FORMAT_DIRS = {
+    "pytorch": "pytorch",
+    "onnx": "onnx",
+    "openvino": "openvino",
+    "int8": "openvino-int8",
+    "int8-weights": "openvino-int8-weights",
+    "int4-weights": "openvino-int4-weights",
+}
 MANIFEST = "bundle.json"
 PACKAGES = (
     "torch",
@@ -165,12 +173,25 @@ def _write_int8(job: _Job) -> None:
     job.manifest["quantization"] = report
 
 
+def _weight_writer(name: str) -> Callable[[_Job], None]:
+    def write(job: _Job) -> None:
+        report = compress_weights_openvino(
+            job.dirs["openvino"], job.dirs[name], WEIGHT_MODES[name], job.evaluation, job.meta
+        )
+        _write_meta(job.dirs[name], job.meta | {"precision": name, "weight_compression": report})
+        job.manifest["formats"][name] = {"dir": FORMAT_DIRS[name], "file": ov_export.IR_FILE}
+        job.manifest.setdefault("weight_compression", {})[name] = report
+
+    return write
+
+
 # name -> format, registered once in the order they are written; `parse_formats` and the config check use its keys.
 FORMATS: dict[str, Format] = {
     "pytorch": Format(_write_pytorch),
     "onnx": Format(_write_onnx, built_from="pytorch"),
     "openvino": Format(_write_openvino, built_from="pytorch"),
     "int8": Format(_write_int8, built_from="openvino"),
+    **{name: Format(_weight_writer(name), built_from="openvino") for name in WEIGHT_MODES},
 }
 
 

@@ -171,13 +171,16 @@ def quantize_openvino(
         "calibration_examples": subset,
         "max_drop": max_drop,
     }
-    report |= _compare(ov_dir / IR_FILE, quantized, evaluation)
+    report |= compare_scores(ov_dir / IR_FILE, quantized, evaluation)
     save_with_metadata(quantized, out_dir / IR_FILE, (metadata or {}) | {"precision": "int8", "quantization": report})
     return report
 
 
-def _compare(fp32_xml: Path, quantized: Any, evaluation: LabeledExamples | None) -> dict[str, Any]:
-    """Scores of the FP32 IR (f32 inference precision) and of the INT8 model on the held-out split.
+def compare_scores(
+    fp32_xml: Path, changed: Any, evaluation: LabeledExamples | None, name: str = "int8"
+) -> dict[str, Any]:
+    """Scores of the FP32 IR (f32 inference precision) and of its `name` copy (INT8, weight-compressed) on the
+    held-out split.
 
     `score_*` hold the headline score (named by `metric`) and `scores_*` every score; `accuracy_*` repeat the
     headline under the keys reports read (for regression and QA they are that score, not an accuracy).
@@ -186,22 +189,22 @@ def _compare(fp32_xml: Path, quantized: Any, evaluation: LabeledExamples | None)
         return {"eval_examples": 0}
     spec = RuntimeSpec("openvino", threads=1, precision="f32")
     before, scores_before = evaluate(load_openvino(fp32_xml, spec), evaluation)
-    after, scores_after = evaluate(load_openvino(quantized, spec), evaluation)
+    after, scores_after = evaluate(load_openvino(changed, spec), evaluation)
     out: dict[str, Any] = {"eval_examples": len(evaluation), "head": head_kind(before)}
     if scores_before is None or scores_after is None:
-        out |= {"metric": None, "accuracy_fp32": None, "accuracy_int8": None, "accuracy_drop": None}
+        out |= {"metric": None, "accuracy_fp32": None, f"accuracy_{name}": None, "accuracy_drop": None}
         return out | agreement(before, after)
     metric = next(iter(scores_before))
-    fp32, int8 = scores_before[metric], scores_after[metric]
+    fp32, other = scores_before[metric], scores_after[metric]
     out |= {
         "metric": metric,
         "score_fp32": fp32,
-        "score_int8": int8,
-        "score_drop": fp32 - int8,
+        f"score_{name}": other,
+        "score_drop": fp32 - other,
         "scores_fp32": scores_before,
-        "scores_int8": scores_after,
+        f"scores_{name}": scores_after,
         "accuracy_fp32": fp32,
-        "accuracy_int8": int8,
-        "accuracy_drop": fp32 - int8,
+        f"accuracy_{name}": other,
+        "accuracy_drop": fp32 - other,
     }
     return out | agreement(before, after)

@@ -16,7 +16,7 @@ from eftnas_deploy.app.cli import main
 from eftnas_deploy.data.tasks import get_task
 from exporters import onnx as onnx_export
 from exporters import openvino as ov_export
-from exporters.bundle import FORMATS, ExportSource, apply_task_labels, export_bundle
+from exporters.bundle import FORMAT_DIRS, ExportSource, apply_task_labels, export_bundle
 from exporters.calibration import read_rows, tokenize_rows
 from exporters.parity import ONNX_ATOL, OPENVINO_ATOL, check_parity
 from exporters.provenance import fingerprint_state_dict
@@ -49,7 +49,8 @@ def cls_bundle(tmp_path_factory, tokenizer):
     source = ExportSource.from_supernet(supernet, CLS_SUBNET, tokenizer)
     apply_task_labels(source.dense, get_task("sst2"))
     calib, held_out = data.take(0, 50), data.take(50)
-    manifest = export_bundle(source, out, FORMATS, calibration=calib, evaluation=held_out, ort_optimize=True)
+    formats = ["pytorch", "onnx", "openvino", "int8"]
+    manifest = export_bundle(source, out, formats, calibration=calib, evaluation=held_out, ort_optimize=True)
     return supernet, out, manifest
 
 
@@ -344,3 +345,31 @@ def test_optimum_cli_exports_our_sliced_dir(cls_bundle, tmp_path, exporter):
     atol = ONNX_ATOL if exporter == "onnx" else OPENVINO_ATOL
     assert check_parity(model, {exporter: (produced, spec, atol)})[exporter]["ok"]
     shutil.rmtree(tmp_path / "cli")
+
+
+def test_weight_only_formats_compress_and_record_mode_group_and_size(tmp_path, tokenizer):
+    import openvino as ov
+    from optimum.intel import OVModelForSequenceClassification
+
+    supernet = SuperNetwork(tiny_model("bert", "text-classification", vocab_size=tokenizer.vocab_size))
+    rows = read_rows(SHARED_DATA / "glue" / "SST-2" / "dev.tsv")[:40]
+    data = tokenize_rows(rows, tokenizer, "sentence", label_column="label", max_length=64)
+    out = tmp_path / "bundle"
+    source = ExportSource.from_supernet(supernet, CLS_SUBNET, tokenizer)
+    manifest = export_bundle(source, out, "int8-weights,int4-weights", evaluation=data)
+    assert sorted(manifest["formats"]) == ["int4-weights", "int8-weights"]
+    for name, element, mode, group in (
+        ("int8-weights", "u8", "INT8_ASYM", None),
+        ("int4-weights", "u4", "INT4_ASYM", 128),
+    ):
+        report = manifest["weight_compression"][name]
+        assert (report["mode"], report["group_size"], report["eval_examples"]) == (mode, group, 40)
+        assert report["size_bytes"]["compressed"] < report["size_bytes"]["fp32"]
+        assert 0 <= report["prediction_agreement"] <= 1
+        model = ov.Core().read_model(str(out / FORMAT_DIRS[name] / "openvino_model.xml"))
+        assert element in {
+            op.get_element_type().get_type_name() for op in model.get_ops() if op.get_type_name() == "Constant"
+        }
+        loaded = OVModelForSequenceClassification.from_pretrained(out / FORMAT_DIRS[name], ov_config=F32)
+        enc = tokenizer(["a fine film", "dull"], padding=True, return_tensors="pt")
+        assert loaded(**enc).logits.shape == (2, 2)

@@ -16,7 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--seq-len", type=int, default=None, help="default: 128, or the model's maximum if shorter")
     p.add_argument("--precision", default="default", help="f32, bf16, f16 or default (OpenVINO); ORT runs fp32")
-    p.add_argument("--format", default="fp32", choices=("fp32", "int8", "optimized"), help="which artifact")
+    p.add_argument(
+        "--format",
+        default="fp32",
+        choices=("fp32", "int8", "int8-weights", "int4-weights", "optimized"),
+        help="which artifact",
+    )
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--repeats", type=int, default=50)
     p.add_argument("--json", action="store_true", help="print the full result as JSON")

@@ -32,7 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--allow-untrained-subnet", action="store_true", help="accept a sub-network outside the trained search space"
     )
-    p.add_argument("--formats", default="pytorch,onnx,openvino", help="comma list of pytorch,onnx,openvino,int8")
+    p.add_argument(
+        "--formats", default="pytorch,onnx,openvino",
+        help="comma list of pytorch,onnx,openvino,int8 (INT8 activations and weights), int8-weights, int4-weights "
+        "(weight-only compression)",
+    )  # fmt: skip
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--ort-optimize", action="store_true", help="also write onnx/model_optimized.onnx (ORT fusion)")
@@ -63,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     source = _source(args, head)
     apply_task_labels(source.dense, task)
     calibration = evaluation = None
-    if "int8" in formats:
-        calibration, evaluation = _calibration(args, source, task)
+    if "int8" in formats or (args.calibration_file and {"int8-weights", "int4-weights"} & set(formats)):
+        calibration, evaluation = _calibration(args, source, task)  # weight formats: scored on it when given
     manifest = export_bundle(
         source,
         args.out,

@@ -17,6 +17,8 @@ RUNS = (
     ("openvino", "f32", "fp32"),
     ("openvino", "default", "fp32"),
     ("openvino", "default", "int8"),
+    ("openvino", "default", "int8-weights"),
+    ("openvino", "default", "int4-weights"),
 )
 BUNDLES = {"chosen": "bundle", "full": "full_model"}
 

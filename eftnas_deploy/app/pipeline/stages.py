@@ -562,6 +562,7 @@ def export(ctx: RunContext, work: Path) -> dict[str, Any]:
     """
     from eftnas_deploy.app.pipeline.deployment import benchmark_all, sliced_parity
     from exporters.bundle import ExportSource, export_bundle
+    from exporters.weights import WEIGHT_MODES
 
     cfg = ctx.config.export
     trained = ctx.stage_dir(SUPERNET)
@@ -589,6 +590,7 @@ def export(ctx: RunContext, work: Path) -> dict[str, Any]:
     calibration = evaluation_set = None
     if "int8" in cfg.formats:
         calibration = labeled_examples(ctx.split("train", tokenizer), cfg.calibration_size)
+    if {"int8", *WEIGHT_MODES} & set(cfg.formats):  # every compressed format is scored on the same rows
         evaluation_set = labeled_examples(evaluation, None)
     bundle = export_bundle(
         ExportSource.from_supernet(net, chosen, tokenizer), work / "bundle", list(cfg.formats),
