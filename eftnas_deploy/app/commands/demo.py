@@ -36,7 +36,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "model": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512),
         "teacher": {"epochs": 10.0, "lr": 5e-4, "warmup_ratio": 0.1},  # the frames' flips need ~1900 steps
         "importance": {"steps": 60},
-        "space": {"min_fraction": 0.03, "num_targets": 5, "ffn_multiple": 32, "tolerance": 0.1},
+        "space": {"min_fraction": 0.04, "num_targets": 5, "ffn_multiple": 32, "tolerance": 0.1},
         "lut": dict(warmup=3, repeats=10, min_time_s=0.3, stack=4, calibration=10, validate_samples=8),
         "supernet": {"epochs": 3.0, "lr": 5e-4},
         "search": {"evals": 200, "remeasure_top": 5, "max_latency_fraction": 0.6},
