@@ -134,3 +134,35 @@ def test_progress_bar_carries_the_stage_label(split, tmp_path, capsys):
     quiet = _trainer(tiny_supernet(), split, tmp_path / "quiet", max_steps=1)  # no bar: nothing is added
     label_progress(quiet, "x")
     assert not any(type(c).__name__ == "LabelledProgressCallback" for c in quiet.callback_handler.callbacks)
+
+
+def test_budget_sampling_keeps_every_planned_subnetwork_within_the_budget():
+    from eftnas_deploy.core.space import SearchSpace
+    from eftnas_deploy.core.subnet import SubnetConfig
+
+    space = SearchSpace(heads=[[4, 3, 2, 1]] * 3, ffn=[[128, 96, 64, 32, 0]] * 3)
+
+    def cost(s: SubnetConfig) -> int:
+        return 32 * sum(s.heads) + sum(s.ffn)
+
+    fits = lambda s: cost(s) <= 300  # noqa: E731 - the full model costs 768, the smallest 96
+    sampler = SubnetSampler(space, "full", num_random=2, seed=3, fits=fits)
+    plans = [sampler.plan(step, 50) for step in range(50)]
+    assert all(fits(s) for plan in plans for _, s in plan)
+    assert plans == [sampler.plan(step, 50) for step in range(50)]  # deterministic in (seed, step)
+    uppers = {plan[0][1] for plan in plans}
+    assert len(uppers) > 1 and max(map(cost, uppers)) > 250  # the upper end varies and sits near the budget
+    with pytest.raises(EftnasError, match="sampling: the budget is below the smallest"):
+        SubnetSampler(space, "full", fits=lambda s: False)
+
+
+def test_shrink_to_fit_steps_choices_down_until_the_predicate_holds():
+    import random
+
+    from eftnas_deploy.core.space import SearchSpace
+
+    space = SearchSpace(heads=[[4, 2, 0]] * 2, ffn=[[64, 32, 0]] * 2)
+    rng = random.Random(0)
+    shrunk = space.shrink_to_fit(space.largest(), lambda s: sum(s.heads) + sum(s.ffn) / 32 <= 5, rng)
+    assert shrunk in space and sum(shrunk.heads) + sum(shrunk.ffn) / 32 <= 5
+    assert space.shrink_to_fit(space.largest(), lambda s: False, rng) is None

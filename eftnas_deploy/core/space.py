@@ -162,6 +162,26 @@ class SearchSpace:
     def sample(self, rng: random.Random) -> SubnetConfig:
         return self._pick(rng.choice)
 
+    def shrink_to_fit(
+        self, subnet: SubnetConfig, fits: Callable[[SubnetConfig], bool], rng: random.Random
+    ) -> SubnetConfig | None:
+        """`subnet` with random layer choices stepped down to the next smaller option until `fits` holds
+        (None if even the space's smallest sub-network does not fit)."""
+        values = {name: list(v) for name, v in subnet.items()}
+        while not fits(current := SubnetConfig(**values)):
+            shrinkable = [
+                (name, layer)
+                for name, choices in self._choices.items()
+                for layer, c in enumerate(choices)
+                if c.index(values[name][layer]) < len(c) - 1
+            ]
+            if not shrinkable:
+                return None
+            name, layer = rng.choice(shrinkable)
+            c = self._choices[name][layer]
+            values[name][layer] = c[c.index(values[name][layer]) + 1]  # choices are in descending order
+        return current
+
     def layer_choices(self, layer: int) -> tuple[tuple[int, ...], ...]:
         """One layer's choices of each dimension (in `dimensions` order), for searchers."""
         return tuple(choices[layer] for choices in self._choices.values())

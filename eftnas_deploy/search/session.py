@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.io import write_json
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
@@ -52,7 +53,13 @@ def cost_functions(
     supernet: SuperNetwork, seq_len: int, batch: int, latency_ms: Callable[[SubnetConfig], float] | None
 ) -> dict[str, Callable[[SubnetConfig], float]]:
     """Cost per objective name; MACs and parameters in millions, latency in ms."""
-    geometry = supernet.geometry
+    return geometry_costs(supernet.geometry, seq_len, batch, latency_ms)
+
+
+def geometry_costs(
+    geometry: ModelGeometry, seq_len: int, batch: int, latency_ms: Callable[[SubnetConfig], float] | None
+) -> dict[str, Callable[[SubnetConfig], float]]:
+    """`cost_functions` of a model geometry."""
     costs: dict[str, Callable[[SubnetConfig], float]] = {
         "macs": lambda s: count_macs(s, geometry, seq_len=seq_len, batch=batch) / 1e6,
         "params": lambda s: count_params(deployed(s), geometry) / 1e6,
@@ -60,6 +67,24 @@ def cost_functions(
     if latency_ms is not None:
         costs["latency"] = latency_ms
     return costs
+
+
+def budget_fits(
+    geometry: ModelGeometry,
+    budget: Budget,
+    seq_len: int,
+    batch: int,
+    latency_ms: Callable[[SubnetConfig], float] | None,
+) -> Callable[[SubnetConfig], bool]:
+    """A predicate: the sub-network is within every active limit of `budget` (what the search will accept)."""
+    costs = geometry_costs(geometry, seq_len, batch, latency_ms)
+    limits = budget.active()
+    if not limits:
+        raise EftnasError("budget: no limit is set (max_latency_ms, max_latency_fraction, max_macs or max_params)")
+    for name, _ in limits:
+        if name not in costs:
+            raise EftnasError(f"max_{name}: a latency budget needs a latency LUT (--lut)")
+    return lambda subnet: all(costs[name](subnet) <= limit for name, limit in limits)
 
 
 def _digest(data: Any) -> str:

@@ -71,6 +71,9 @@ class SubnetSampler:
     `num_random` is k, the number of random sub-networks per step. The random draws depend only on
     (seed, global step, micro-batch), so a resumed run samples exactly what an uninterrupted one would.
     `growth` (a layer ranking) trains the space progressively in `growth_stages` stages (`training.growth`).
+    `fits` (a budget predicate) keeps training where the search will look: the upper end of the sandwich
+    and every random draw are shrunk (random layer choices stepped down) until they fit the budget, so the
+    steps train sub-networks the search can pick instead of ones it will reject.
     """
 
     space: SearchSpace
@@ -79,6 +82,7 @@ class SubnetSampler:
     seed: int = 0
     growth: tuple[int, ...] = ()
     growth_stages: int = 1
+    fits: Callable[[SubnetConfig], bool] | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -87,6 +91,8 @@ class SubnetSampler:
             raise EftnasError(f"num_random: {self.num_random} is not valid for strategy {self.strategy}")
         if self.growth and (sorted(self.growth) != list(range(self.space.num_layers)) or self.growth_stages < 1):
             raise EftnasError("growth: needs a ranking of every layer and at least one stage")
+        if self.fits is not None and not self.fits(self.space.smallest()):
+            raise EftnasError("sampling: the budget is below the smallest sub-network of the space; nothing fits")
 
     def space_at(self, step: int, max_steps: int) -> SearchSpace:
         """The space trained at `step`: all of it, or its grown part under progressive growth."""
@@ -100,4 +106,10 @@ class SubnetSampler:
         space = self.space_at(step, max_steps)
         largest = space.largest()
         randoms = [space.sample(rng) for _ in range(self.num_random)]
+        if self.fits is not None:
+            largest, *randoms = (self._fitted(space, s, rng) for s in (largest, *randoms))
         return STRATEGIES[self.strategy](space, largest, randoms, rng, step, max_steps)
+
+    def _fitted(self, space: SearchSpace, subnet: SubnetConfig, rng: random.Random) -> SubnetConfig:
+        # a grown (progressive) space may not reach down to the budget: fall back to the full space's options
+        return space.shrink_to_fit(subnet, self.fits, rng) or self.space.shrink_to_fit(subnet, self.fits, rng)

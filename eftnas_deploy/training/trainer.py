@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -11,6 +12,7 @@ from transformers import PreTrainedModel, Trainer
 
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.families.models import model_input_names
 from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of, representation_of
@@ -31,6 +33,7 @@ class SuperNetTrainer(Trainer):
     `kd.rkd_weight` > 0 adds that weight times the relational KD loss (`training.rkd`) between the last
     layer's [CLS] vectors of the sub-network and of whom it distils from. `growth="pca"` widens the FFN
     blocks progressively, most PCA components first, in `growth_stages` stages (0: one per epoch).
+    `budget` (a predicate on sub-networks) keeps the sampled sub-networks within the search's budget.
     Logging, checkpoints, resume, mixed precision and torchrun come from `Trainer`.
     """
 
@@ -47,6 +50,7 @@ class SuperNetTrainer(Trainer):
         distill_from: str = "teacher",
         growth: str = "none",
         growth_stages: int = 0,
+        budget: Callable[[SubnetConfig], bool] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("model", supernet.model)
@@ -63,7 +67,7 @@ class SuperNetTrainer(Trainer):
         stages = growth_stages or max(1, math.ceil(self.args.num_train_epochs))
         self.sampler = SubnetSampler(
             search_space, strategy, num_random, self.args.seed if sampling_seed is None else sampling_seed,
-            growth=ranking, growth_stages=stages,
+            growth=ranking, growth_stages=stages, fits=budget,
         )  # fmt: skip
         self.kd = kd or KDConfig()
         self.teacher = teacher

@@ -36,6 +36,7 @@ SELECTIONS = ("most-accurate", "cheapest-within-delta")
 FFN_BOUNDS = ("importance", "pca")
 ADAPTERS = ("none", "lora")  # supernet.adapters: train every weight (none), or LoRA super-adapters on a frozen base
 SPARSITY_METHODS = ("none", "wanda")
+SAMPLINGS = ("space", "budget")  # supernet.sampling
 LORA_GROUP_NAMES = ("lora_qkv", "lora_up", "lora_down")  # eftnas_deploy.core.dimensions.LORA_DIMENSIONS
 
 
@@ -236,6 +237,9 @@ class SupernetConfig:
     # space.ffn_bounds: pca); growth_stages 0: one stage per epoch.
     growth: OneOf[GROWTH] = "none"
     growth_stages: NonNegativeInt = 0
+    # "budget": the sandwich's upper end and the random sub-networks are shrunk to fit the search's budget
+    # (search.max_*), so training goes to sub-networks the search can pick; "space": the whole space.
+    sampling: OneOf[SAMPLINGS] = "space"
     # "lora": freeze the base and train elastic-rank LoRA super-adapters (section `lora`, LoNAS / Shears NLS)
     adapters: OneOf[ADAPTERS] = "none"
 
@@ -405,6 +409,13 @@ class PipelineConfig:
 
     def problems(self) -> list[tuple[str, str]]:
         out = [] if self.out else [("out", "a run directory is required")]
+        search = self.search
+        if self.supernet.sampling == "budget" and not (
+            search.max_latency_ms or search.max_latency_fraction is not None or search.max_macs or search.max_params
+        ):
+            out.append(("supernet.sampling", "'budget' needs a search budget (search.max_latency_ms, ...)"))
+        if self.supernet.sampling == "budget" and self.supernet.adapters == "lora":
+            out.append(("supernet.sampling", "'budget' is not wired for supernet.adapters: lora yet"))
         if self.supernet.growth == "pca" and self.space.ffn_bounds != "pca":
             out.append(("supernet.growth", "'pca' growth needs the PCA components of space.ffn_bounds: pca"))
         if self.search.needs_latency and not (self.lut.file or self.lut.measure):

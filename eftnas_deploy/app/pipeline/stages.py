@@ -362,6 +362,7 @@ def train_supernet(
     resume: bool = True,
     max_steps: int = -1,
     kd: KDConfig | None = None,
+    budget_for: Callable[[ModelGeometry, SearchSpace], Callable[[SubnetConfig], bool]] | None = None,
 ) -> dict[str, Any]:
     """Train the weight-sharing super-network of `model_dir` into `work` (checkpoints in work/checkpoints).
 
@@ -369,6 +370,7 @@ def train_supernet(
     scores of the space's corners and the directory's descriptor (supernet.json). The pipeline's super-network
     stage and `eftnas-deploy train-supernet` both call this, so they share `SupernetConfig`'s defaults.
     `search_space` None: every head count and 8 FFN widths. `teacher_dir` None: no external-teacher KD.
+    `budget_for(geometry, space)` gives the search's budget predicate (`supernet.sampling: budget`).
     """
     task = get_task(data.task)
     net = SuperNetwork.from_pretrained(str(model_dir), task=task.model_task)
@@ -379,7 +381,7 @@ def train_supernet(
     used_kd, wall, scores = fit_supernet(
         net, search_space, cfg, teacher=external, kd=kd, train=train, tokenizer=tokenizer, held_out=held_out,
         args=_trainer_args(out, cfg, seed, data.group_by_length, cfg.save_steps, max_steps=max_steps),
-        resume_from=resume_from,
+        resume_from=resume_from, budget=budget_for(net.geometry, search_space) if budget_for else None,
     )  # fmt: skip
     net.save_pretrained(work)
     tokenizer.save_pretrained(work)
@@ -412,6 +414,7 @@ def supernet(ctx: RunContext, work: Path) -> dict[str, Any]:
         train=ctx.split("train", tokenizer), held_out=ctx.split("held_out", tokenizer),
         held_out_file=ctx.run_dir / HELD_OUT_FILE, work=work, seed=ctx.config.seed,
         space_kind=ctx.config.space.kind,
+        budget_for=(lambda geometry, space: _budget_fits(ctx, geometry, space)) if cfg.sampling == "budget" else None,
     )  # fmt: skip
     scores = {name: s["score"] for name, s in result["held_out_scores"].items()}
     return {"held_out_scores": scores, "resumed_from": result["resumed_from"]}
@@ -455,6 +458,26 @@ def _predictor(ctx: RunContext):
     return LatencyPredictor(LatencyTable.load(path)) if path.is_file() else None
 
 
+def _search_budget(ctx: RunContext, geometry: ModelGeometry, space: SearchSpace):
+    """(Budget in absolute units, LUT predictor or None, seq_len, batch) of the search settings."""
+    from eftnas_deploy.search.session import Budget
+
+    cfg = ctx.config.search
+    predictor = _predictor(ctx)
+    seq_len, batch = (predictor.table.seq_len, predictor.table.batch) if predictor else (ctx.config.space.seq_len, 1)
+    max_ms = cfg.max_latency_ms
+    if cfg.max_latency_fraction is not None:
+        max_ms = relative_budget_ms(predictor, space, geometry, cfg.max_latency_fraction)
+    return Budget(max_ms, cfg.max_macs, cfg.max_params), predictor, seq_len, batch
+
+
+def _budget_fits(ctx: RunContext, geometry: ModelGeometry, space: SearchSpace) -> Callable[[SubnetConfig], bool]:
+    from eftnas_deploy.search.session import budget_fits
+
+    budget, predictor, seq_len, batch = _search_budget(ctx, geometry, space)
+    return budget_fits(geometry, budget, seq_len, batch, predictor)
+
+
 def relative_budget_ms(
     predictor: Callable[[SubnetConfig], float], space: SearchSpace, geometry: ModelGeometry, fraction: float
 ) -> float:
@@ -472,7 +495,7 @@ def search(ctx: RunContext, work: Path) -> dict[str, Any]:
     """Stage 6: multi-objective search under the budget (resumes from its trial log), finalists re-measured."""
     from eftnas_deploy.app.remeasure import remeasure_finalists
     from eftnas_deploy.search.searcher import SearchConfig
-    from eftnas_deploy.search.session import Budget, search_supernet
+    from eftnas_deploy.search.session import search_supernet
 
     cfg = ctx.config.search
     source = ctx.stage_dir(SUPERNET)
@@ -480,15 +503,12 @@ def search(ctx: RunContext, work: Path) -> dict[str, Any]:
     net.model.eval()
     search_space = SearchSpace.load(source / "search_space.json").validate(net.geometry)
     held_out = ctx.split("held_out", AutoTokenizer.from_pretrained(str(source)))
-    predictor = _predictor(ctx)
-    seq_len, batch = (predictor.table.seq_len, predictor.table.batch) if predictor else (ctx.config.space.seq_len, 1)
-    max_ms = cfg.max_latency_ms
-    if cfg.max_latency_fraction is not None:
-        max_ms = relative_budget_ms(predictor, search_space, net.geometry, cfg.max_latency_fraction)
+    budget, predictor, seq_len, batch = _search_budget(ctx, net.geometry, search_space)
+    max_ms = budget.max_latency_ms
     summary = search_supernet(
         net, search_space, held_out, work,
         SearchConfig(algorithm=cfg.algorithm, evals=cfg.evals, population=cfg.population, seed=ctx.config.seed),
-        objective=cfg.objective, latency_ms=predictor, budget=Budget(max_ms, cfg.max_macs, cfg.max_params),
+        objective=cfg.objective, latency_ms=predictor, budget=budget,
         seq_len=seq_len, batch=batch, selection=cfg.selection, delta=cfg.delta,
     )  # fmt: skip
     measured_here = predictor is not None and not ctx.config.lut.file

@@ -24,6 +24,7 @@ def fit_supernet(
     tokenizer: Any,
     held_out: Any,
     resume_from: str | None,
+    budget: Any = None,
 ) -> tuple[KDConfig, float, dict[str, Any]]:
     """Train `net` (SuperNetwork or LoraSuperNetwork) over `search_space`; (KD used, wall s, corner scores).
 
@@ -32,7 +33,7 @@ def fit_supernet(
     trainer = SuperNetTrainer(
         supernet=net, search_space=search_space, strategy=cfg.strategy, num_random=cfg.num_random,
         teacher=teacher, kd=kd or KDConfig(rkd_weight=cfg.rkd_weight), distill_from=cfg.distill_from,
-        growth=cfg.growth, growth_stages=cfg.growth_stages, args=args,
+        growth=cfg.growth, growth_stages=cfg.growth_stages, budget=budget, args=args,
         train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
     )  # fmt: skip
     label_progress(trainer, "super-network training")
