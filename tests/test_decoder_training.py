@@ -138,6 +138,8 @@ def test_token_kd_term_formula_and_positions():
     got = token_distill_term((student,), (teacher,), t, positions)
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
     assert token_distill_term((student,), (student,), t, positions).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(EftnasError, match="teacher: logits"):  # a teacher with another vocabulary
+        token_distill_term((student,), (teacher[..., :7],), t, positions)
 
 
 def test_decoder_space_is_validated_and_rkd_refused(corpus, tmp_path):
@@ -193,6 +195,10 @@ def test_text_loader_reads_txt_and_jsonl(corpus, tmp_path):
         read_texts(jsonl, text_column="body")
     with pytest.raises(EftnasError, match="does not exist"):
         read_texts(tmp_path / "missing.txt")
+    dataset_dir = tmp_path / "dataset"  # a local dataset directory goes through datasets.load_dataset
+    dataset_dir.mkdir()
+    (dataset_dir / "train.jsonl").write_text(jsonl.read_text(encoding="utf-8"), encoding="utf-8")
+    assert read_texts(dataset_dir, cache_dir=str(tmp_path / "cache")) == read_texts(jsonl)
 
     blocks = group_texts(read_texts(txt) + read_texts(jsonl), tokenizer, block_size=5)
     stream = []

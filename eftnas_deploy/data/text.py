@@ -32,8 +32,13 @@ def read_texts(
     text_column: str = "text",
     config: str | None = None,
     limit: int | None = None,
+    **load_kwargs: Any,
 ) -> list[str]:
-    """The texts of a local .txt/.jsonl file, or of `split` of the dataset `source` (its `text_column`)."""
+    """The texts of a local .txt/.jsonl file, or of `split` of the dataset `source` (its `text_column`).
+
+    A dataset is a hub name or a local dataset directory; `load_kwargs` go to `datasets.load_dataset`
+    (data_files, cache_dir, revision, ...). Blank texts are left out.
+    """
     path = Path(source)
     if path.suffix in TEXT_SUFFIXES and path.is_file():
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -51,7 +56,7 @@ def read_texts(
     elif path.suffix in TEXT_SUFFIXES:
         raise EftnasError(f"text file: {path} does not exist")
     else:
-        data = datasets.load_dataset(str(source), config, split=split)
+        data = datasets.load_dataset(str(source), config, split=split, **load_kwargs)
         if text_column not in data.column_names:
             raise EftnasError(f"text_column: {text_column!r} is not a column of {source} ({data.column_names})")
         texts = [t for t in data[text_column] if t and t.strip()]

@@ -75,6 +75,8 @@ def token_distill_term(
     count = keep.sum().clamp(min=1)
     terms = []
     for s, t in zip(student, teacher):
+        if s.shape != t.shape:
+            raise EftnasError(f"teacher: logits of shape {tuple(t.shape)}, the student's are {tuple(s.shape)}")
         s, t = s[keep].float(), t[keep].float()  # [tokens, vocab]
         kl = F.kl_div(
             F.log_softmax(s / temperature, dim=-1),
