@@ -22,7 +22,8 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from eftnas_deploy.core.decoder_family import DecoderFamilySpec, DecoderGeometry, get_decoder_family
-from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.errors import EftnasError, SearchSpaceError, SubnetConfigError
+from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.families.models import get_submodule
 from eftnas_deploy.supernet.elastic import sliced_linear
@@ -147,6 +148,8 @@ class ElasticDecoderLayer(GradientCheckpointingLayer):
 class DecoderSuperNetwork(Switchable):
     """Controls which sub-network of a (converted in place) HF causal LM is active; `.model` stays an HF model."""
 
+    objective = "causal-lm"  # how the super-network trainer distils it (`training.distill.OBJECTIVES`)
+
     def __init__(self, model: PreTrainedModel) -> None:
         if getattr(model.config, "eftnas_subnet", None):
             raise EftnasError("model: this is an already sliced sub-network, not a super-network")
@@ -172,6 +175,16 @@ class DecoderSuperNetwork(Switchable):
 
     def full(self) -> SubnetConfig:
         return self.geometry.full_subnet()
+
+    def validate_space(self, space: SearchSpace) -> SearchSpace:
+        """Raise SearchSpaceError unless every sub-network of `space` fits (heads = KV groups, ffn = MLP neurons)."""
+        if set(space.dimensions) != {"heads", "ffn"}:
+            raise SearchSpaceError(f"search space: decoders take heads and ffn, got {list(space.dimensions)}")
+        try:
+            self.geometry.validate(space.largest())
+        except SubnetConfigError as error:
+            raise SearchSpaceError(str(error)) from None
+        return space
 
 
 # --- function-preserving reordering ---------------------------------------------------------------------

@@ -1,8 +1,15 @@
-"""Knowledge-distillation losses (EFTNAS: 0.1 task + 0.9 T^2 KL at T=2; MSE for regression)."""
+"""Knowledge-distillation losses (EFTNAS: 0.1 task + 0.9 T^2 KL at T=2; MSE for regression).
+
+An objective (`OBJECTIVES`, named by the super-network's `objective` attribute; "task" when it has none) says
+what the distillation term compares: "task" compares each example's output (classification, regression, QA),
+"causal-lm" compares the next-token logits at every position that predicts a real token.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -60,13 +67,76 @@ def distill_term(
     return temperature**2 * sum(terms) / len(terms)
 
 
+def token_distill_term(
+    student: tuple[torch.Tensor, ...], teacher: tuple[torch.Tensor, ...], temperature: float, mask: torch.Tensor
+) -> torch.Tensor:
+    """T^2 KL(teacher || student) per token [batch, seq, vocab], averaged over the positions where `mask` is true."""
+    keep = mask.bool()
+    count = keep.sum().clamp(min=1)
+    terms = []
+    for s, t in zip(student, teacher):
+        if s.shape != t.shape:
+            raise EftnasError(f"teacher: logits of shape {tuple(t.shape)}, the student's are {tuple(s.shape)}")
+        s, t = s[keep].float(), t[keep].float()  # [tokens, vocab]
+        kl = F.kl_div(
+            F.log_softmax(s / temperature, dim=-1),
+            F.log_softmax(t / temperature, dim=-1),
+            log_target=True,
+            reduction="sum",
+        )
+        terms.append(kl / count)
+    return temperature**2 * sum(terms) / len(terms)
+
+
 def kd_loss(
     task_loss: torch.Tensor,
     student: tuple[torch.Tensor, ...],
     teacher: tuple[torch.Tensor, ...],
     config: KDConfig,
     regression: bool = False,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """task_weight * task loss + distill_weight * distillation term."""
-    distill = distill_term(student, tuple(t.detach() for t in teacher), config.temperature, regression)
+    """task_weight * task loss + distill_weight * distillation term (per token over `mask` when one is given)."""
+    teacher = tuple(t.detach() for t in teacher)
+    if mask is None:
+        distill = distill_term(student, teacher, config.temperature, regression)
+    else:
+        distill = token_distill_term(student, teacher, config.temperature, mask)
     return config.task_weight * task_loss + config.distill_weight * distill
+
+
+def next_token_positions(inputs: Mapping[str, Any]) -> torch.Tensor:
+    """[batch, seq] bool: the logits at t predict a real token t+1 (labels[t+1] != -100; else attention_mask[t+1])."""
+    labels = inputs.get("labels")
+    real = labels != -100 if labels is not None else inputs["attention_mask"].bool()
+    positions = torch.zeros_like(real, dtype=torch.bool)
+    positions[:, :-1] = real[:, 1:]
+    return positions
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What distillation compares for a kind of super-network.
+
+    `positions(inputs)` is the token mask of the per-token KD term, or None to compare whole outputs per example;
+    `input_names` are the inputs an external teacher takes (None: its encoder family's); `rkd` whether relational
+    KD on the first token's vector applies.
+    """
+
+    positions: Callable[[Mapping[str, Any]], torch.Tensor | None]
+    input_names: tuple[str, ...] | None = None
+    rkd: bool = True
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "task": Objective(positions=lambda inputs: None),
+    "causal-lm": Objective(positions=next_token_positions, input_names=("input_ids", "attention_mask"), rkd=False),
+}
+
+
+def objective_of(supernet: Any) -> Objective:
+    """The objective a super-network declares in its `objective` attribute ("task" when it declares none)."""
+    name = getattr(supernet, "objective", "task")
+    if name not in OBJECTIVES:
+        raise EftnasError(f"objective: {name!r} is not one of {tuple(OBJECTIVES)}")
+    return OBJECTIVES[name]

@@ -15,7 +15,8 @@ from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.families.models import model_input_names
 from eftnas_deploy.supernet.elastic import SuperNetwork
-from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of, representation_of
+from eftnas_deploy.supernet.switchable import Switchable
+from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of, objective_of, representation_of
 from eftnas_deploy.training.growth import GROWTH, pca_growth_ranking
 from eftnas_deploy.training.rkd import rkd_loss
 from eftnas_deploy.training.sampling import DISTILL_SOURCES, SubnetSampler
@@ -35,12 +36,16 @@ class SuperNetTrainer(Trainer):
     blocks progressively, most PCA components first, in `growth_stages` stages (0: one per epoch).
     `budget` (a predicate on sub-networks) keeps the sampled sub-networks within the search's budget.
     Logging, checkpoints, resume, mixed precision and torchrun come from `Trainer`.
+
+    What differs between kinds of super-network is declared by the super-network: its `objective`
+    (`training.distill.OBJECTIVES`: "causal-lm" distils per next-token position) and, where the encoder
+    dimensions do not describe its geometry, its own `validate_space(search_space)` (decoders).
     """
 
     def __init__(
         self,
         *args: Any,
-        supernet: SuperNetwork,
+        supernet: SuperNetwork | Switchable,
         search_space: SearchSpace,
         strategy: str = "sandwich",
         num_random: int = 1,
@@ -59,8 +64,12 @@ class SuperNetTrainer(Trainer):
         if distill_from not in DISTILL_SOURCES:
             raise EftnasError(f"distill_from: {distill_from!r} is not one of {DISTILL_SOURCES}")
         super().__init__(*args, **kwargs)
-        search_space.validate(supernet.geometry)
+        if hasattr(supernet, "validate_space"):
+            supernet.validate_space(search_space)
+        else:
+            search_space.validate(supernet.geometry)
         self.supernet = supernet
+        self.objective = objective_of(supernet)
         if growth not in GROWTH:
             raise EftnasError(f"growth: {growth!r} is not one of {GROWTH}")
         ranking = pca_growth_ranking(search_space) if growth == "pca" else ()
@@ -70,12 +79,14 @@ class SuperNetTrainer(Trainer):
             growth=ranking, growth_stages=stages, fits=budget,
         )  # fmt: skip
         self.kd = kd or KDConfig()
+        if self.kd.rkd_weight and not self.objective.rkd:
+            raise EftnasError("rkd_weight: relational KD does not apply to this super-network's objective")
         self.teacher = teacher
         self.distill_from = distill_from if teacher is not None else "largest"
         if teacher is not None:
             self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
         self.regression = getattr(supernet.model.config, "problem_type", None) == "regression" or (
-            supernet.geometry.task == "text-classification" and supernet.geometry.num_labels == 1
+            getattr(supernet.geometry, "task", None) == "text-classification" and supernet.geometry.num_labels == 1
         )
         # compute_loss ignores num_items_in_batch, so Trainer scales by the accumulation steps itself.
         self.model_accepts_loss_kwargs = False
@@ -117,7 +128,7 @@ class SuperNetTrainer(Trainer):
         if self.teacher is None:
             return None
         prepared = self._prepare_inputs(inputs)
-        names = model_input_names(self.teacher)
+        names = self.objective.input_names or model_input_names(self.teacher)
         inputs = {k: v for k, v in prepared.items() if k in names}
         outputs = self.teacher(**inputs, **({"output_hidden_states": True} if self.kd.rkd_weight else {}))
         self._teacher_repr = representation_of(outputs)
@@ -138,11 +149,12 @@ class SuperNetTrainer(Trainer):
         if model.training:
             student = logits_of(outputs)
             target = None
+            mask = self.objective.positions(inputs)
             if self._role == "student" and self.distill_from == "largest" and self._inplace_logits is not None:
-                loss = kd_loss(loss, student, self._inplace_logits, self.kd, self.regression)
+                loss = kd_loss(loss, student, self._inplace_logits, self.kd, self.regression, mask)
                 target = self._inplace_repr
             elif self._teacher_logits is not None:
-                loss = kd_loss(loss, student, self._teacher_logits, self.kd, self.regression)
+                loss = kd_loss(loss, student, self._teacher_logits, self.kd, self.regression, mask)
                 target = self._teacher_repr
             if rkd and target is not None:
                 kd = self.kd
