@@ -13,8 +13,8 @@ adapter update is masked, so the merged models keep the zeros (Shears). Reported
 dev accuracy, trainable adapter parameters, training wall time. A super-adapter step runs 3 sub-adapters, so
 NLS spends about 3x the forward/backward compute of one fixed-rank run for the same steps.
 
-    python benchmarks/lora_nls.py --quick        # minutes: a smoke run of the same code, small numbers only
-    python benchmarks/lora_nls.py                # hours on 2 cores (not run here)
+    python benchmarks/nls_sparsity.py --quick    # minutes: a smoke run of the same code, small numbers only
+    python benchmarks/nls_sparsity.py --train-rows 8000 --dev-rows 2000 --steps 250   # ~30 min on 1 core
 """
 
 from __future__ import annotations
@@ -113,6 +113,33 @@ def train_adapter(
     return record
 
 
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Dev accuracy per rank: each fixed-rank LoRA trained alone beside the NLS super-adapter read at that rank."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nls = result["runs"]["nls"]["by_rank"]
+    ranks = sorted(nls, key=int)
+    fixed = [result["runs"][f"fixed_r{r}"]["by_rank"][r]["dev_accuracy"] for r in ranks]
+    shared = [nls[r]["dev_accuracy"] for r in ranks]
+    x = range(len(ranks))
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    ax.bar([i - 0.2 for i in x], fixed, width=0.4, label="fixed-rank LoRA (one run per rank)")
+    ax.bar([i + 0.2 for i in x], shared, width=0.4, label="NLS super-adapter at that rank (one run)")
+    ax.set_xticks(list(x), [f"r={r}" for r in ranks])
+    low = min(fixed + shared)
+    ax.set_ylim(max(0.0, low - 0.05), min(1.0, max(fixed + shared) + 0.03))
+    sparsity = result["settings"].get("sparsity") or 0
+    ax.set_ylabel(f"SST-2 dev accuracy ({result['dev_rows']} rows)")
+    ax.set_title(f"{result['model']}, frozen base{f', Wanda {sparsity:.0%}' if sparsity else ''}")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a smoke run: few rows and steps (minutes)")
@@ -150,7 +177,7 @@ def main() -> int:
     }
     steps = args.steps or -(-len(train_rows) // args.batch_size)
     args.steps = steps
-    work = Path(args.out) / "lora_nls_work"
+    work = Path(args.out) / "nls_sparsity_work"
     runs: dict[str, Any] = {}
     for rank in ranks:
         print(f"fixed-rank LoRA r={rank} ...", flush=True)
@@ -158,7 +185,7 @@ def main() -> int:
     print(f"NLS super-adapter {list(ranks)} (sandwich) ...", flush=True)
     runs["nls"] = train_adapter(args, ranks, "sandwich", splits, tokenizer, work / "nls")
     result = {
-        "benchmark": "lora_nls",
+        "benchmark": "nls_sparsity",
         "quick": args.quick,
         "model": "all-MiniLM-L6-v2",
         "task": "sst2",
@@ -168,9 +195,10 @@ def main() -> int:
         "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads()},
         "runs": runs,
     }
-    name = f"lora_nls{'_sparse' if args.sparsity else ''}{'_quick' if args.quick else ''}.json"
-    path = Path(args.out) / name
+    name = f"nls_sparsity{'_sparse' if args.sparsity else ''}{'_quick' if args.quick else ''}"
+    path = Path(args.out) / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, Path(args.out) / f"{name}.png")
     print(f"\n{'rank':>5} | {'fixed-rank LoRA':>16} | {'NLS sub-adapter':>16} | adapter params")
     for rank in ranks:
         fixed = runs[f"fixed_r{rank}"]["by_rank"][str(rank)]
