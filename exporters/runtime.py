@@ -27,11 +27,16 @@ PRECISIONS = {"onnxruntime": ("fp32",), "openvino": ("f32", "bf16", "f16", "defa
 
 @dataclass(frozen=True)
 class RuntimeSpec:
-    """Where and how a model runs: runtime, thread count and inference precision."""
+    """Where and how a model runs: runtime, thread count and inference precision.
+
+    `ov_properties`: extra OpenVINO CPU properties as (name, value) pairs, e.g.
+    (("CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE", "0.5"),) to run sparse INT8 weights through the sparse kernels.
+    """
 
     runtime: str = "onnxruntime"
     threads: int = 1
     precision: str = "fp32"
+    ov_properties: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -43,6 +48,8 @@ class RuntimeSpec:
             )
         if not isinstance(self.threads, int) or self.threads < 1:
             raise EftnasError(f"threads: must be a positive integer, got {self.threads!r}")
+        if self.ov_properties and self.runtime != "openvino":
+            raise EftnasError(f"ov_properties: OpenVINO properties given for {self.runtime}")
 
     @classmethod
     def default_for(cls, runtime: str, threads: int = 1) -> RuntimeSpec:
@@ -223,7 +230,7 @@ def openvino_config(spec: RuntimeSpec) -> dict[str, str]:
     }
     if spec.precision != "default":
         config["INFERENCE_PRECISION_HINT"] = spec.precision
-    return config
+    return config | dict(spec.ov_properties)
 
 
 def load_openvino(model: Any, spec: RuntimeSpec, static_shape: Sequence[int] | None = None) -> CompiledModel:
