@@ -73,3 +73,13 @@ def test_interleaved_timing_gives_every_model_the_same_number_of_runs():
     assert stats["a"].median_us < stats["b"].median_us
     with pytest.raises(EftnasError, match="clock"):
         time_interleaved({}, clock="sundial")
+
+
+def test_openvino_properties_reach_the_compile_config_and_are_refused_elsewhere():
+    from exporters.runtime import RuntimeSpec, openvino_config
+
+    rate = (("CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE", "0.5"),)
+    config = openvino_config(RuntimeSpec("openvino", 1, "f32", rate))
+    assert config["CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE"] == "0.5" and config["INFERENCE_PRECISION_HINT"] == "f32"
+    with pytest.raises(EftnasError, match="ov_properties: OpenVINO properties given for onnxruntime"):
+        RuntimeSpec("onnxruntime", 1, "fp32", rate)
