@@ -1,0 +1,362 @@
+"""Measure a generation latency LUT (prefill + per-token decode) of a decoder LLM on OpenVINO.
+
+Every model goes through the deployment path: slice a random-weight `DecoderSuperNetwork`, save it, export
+the stateful IR with `export_decoder_openvino` (KV cache as internal state), compile it with pinned threads
+and precision, and run it through its infer request. Prefill is timed as one forward over `prompt_len`
+tokens from an empty cache; a decode step as one forward of a single token with `context_len` tokens in the
+cache (the cache after prefill is saved once and restored before every timed step).
+
+The stateful export needs the same non-zero KV groups in every built layer, so no exportable model holds MLPs
+alone, nor nothing at all (a model whose blocks are all dropped still builds one empty layer, which the export
+refuses). Entries therefore come from stack differences, all in models with attention in every layer:
+
+* attention(g0) = (T(S layers of g0 groups) - T(1 layer)) / (S - 1); fixed = T(1 layer) - attention(g0),
+  with g0 the widest measured KV-group count;
+* attention(g) = (T(S layers of g groups) - fixed) / S for the other counts;
+* mlp(w) = (T(S layers of g0 groups + MLP w) - T(S layers of g0 groups)) / S.
+
+The overhead is then fitted (`latency_lut.measure.fit_overhead`, per phase) on calibration sub-networks
+measured end to end with the generation loop that validation uses (`time_generation`), so it also absorbs
+what the entries' method misses (a decode step's context growing from `prompt_len` to `prompt_len +
+new_tokens` around `context_len`, reading the next token from the logits).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from eftnas_deploy.core.decoder_family import DecoderGeometry
+from eftnas_deploy.core.errors import EftnasError
+from eftnas_deploy.core.subnet import SubnetConfig
+from eftnas_deploy.supernet.decoder import DecoderSuperNetwork, build_decoder
+from eftnas_deploy.supernet.decoder_slicing import save_sliced_decoder, slice_decoder
+from exporters.openvino_decoder import export_decoder_openvino
+from exporters.runtime import CLOCKS, RuntimeSpec, TimingStats, check_threads, openvino_config, runtime_version, summarize
+from latency_lut.decoder_table import PHASES, DecoderLatencyTable, PhaseTable, check_exportable, ffn_grid
+from latency_lut.measure import TimingSettings, fit_overhead
+from latency_lut.table import default_metadata
+
+COMPILED_PROPERTIES = ("INFERENCE_PRECISION_HINT", "KV_CACHE_PRECISION", "DYNAMIC_QUANTIZATION_GROUP_SIZE")
+
+
+def random_decoder_supernet(geometry: DecoderGeometry, seed: int = 0, **config: Any) -> DecoderSuperNetwork:
+    """A random-weight super-network of `geometry` (latency does not depend on the weights)."""
+    import torch
+
+    torch.manual_seed(seed)
+    fields = {k: v for k, v in geometry.to_dict().items() if k not in ("model_type", "head_dim")}
+    if geometry.head_dim != geometry.hidden_size // geometry.num_heads:
+        fields["head_dim"] = geometry.head_dim
+    return DecoderSuperNetwork(build_decoder(geometry.model_type, **fields, **config).eval())
+
+
+def stack_subnet(geometry: DecoderGeometry, groups: int, width: int, depth: int) -> SubnetConfig:
+    """`depth` built layers of `groups` KV groups and MLP `width`; the other layers dropped whole."""
+    if not 1 <= depth <= geometry.num_layers:
+        raise EftnasError(f"stack: {depth} layers do not fit a {geometry.num_layers}-layer model")
+    rest = [0] * (geometry.num_layers - depth)
+    return SubnetConfig(heads=[groups] * depth + rest, ffn=[width] * depth + rest)
+
+
+@contextmanager
+def exported_decoder(
+    supernet: DecoderSuperNetwork, subnet: SubnetConfig, int8: bool = False, keep: Path | None = None
+) -> Iterator[Path]:
+    """The stateful IR of `subnet` (sliced, saved, exported), in a temporary directory unless `keep` is given."""
+    check_exportable(supernet.geometry, subnet)
+    with tempfile.TemporaryDirectory(prefix="eftnas-decoder-") as tmp:
+        root = Path(keep) if keep is not None else Path(tmp)
+        sliced = save_sliced_decoder(slice_decoder(supernet, subnet), root / "sliced", overwrite=True)
+        yield export_decoder_openvino(sliced, root / "openvino", int8=int8)
+
+
+class StatefulDecoder:
+    """A compiled stateful IR and its infer request: prefill, decode steps, and their timings."""
+
+    def __init__(self, xml: str | Path, spec: RuntimeSpec, vocab_size: int, seed: int = 0) -> None:
+        import openvino as ov
+
+        if spec.runtime != "openvino":
+            raise EftnasError(f"runtime: decoder LUTs are measured on openvino, got {spec.runtime!r}")
+        check_threads(spec.threads)
+        self.compiled = ov.Core().compile_model(str(xml), "CPU", openvino_config(spec))
+        self.request = self.compiled.create_infer_request()
+        self.spec, self.vocab_size = spec, vocab_size
+        self.rng = np.random.default_rng(seed)
+
+    def properties(self) -> dict[str, str]:
+        """What ran: effective inference precision, KV-cache precision, dynamic quantization group size."""
+        out = {}
+        for name in COMPILED_PROPERTIES:
+            try:
+                value = self.compiled.get_property(name)
+            except RuntimeError:
+                continue
+            out[name.lower()] = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+        return out
+
+    def _feeds(self, ids: np.ndarray, past: int) -> dict[str, np.ndarray]:
+        length = ids.shape[1]
+        return {
+            "input_ids": ids.astype(np.int64),
+            "attention_mask": np.ones((1, past + length), dtype=np.int64),
+            "position_ids": np.arange(past, past + length, dtype=np.int64)[None],
+            "beam_idx": np.zeros(1, dtype=np.int32),
+        }
+
+    def prompt(self, length: int) -> np.ndarray:
+        return self.rng.integers(3, self.vocab_size, size=(1, length), dtype=np.int64)
+
+    def forward(self, ids: np.ndarray, past: int) -> np.ndarray:
+        """Run `ids` after `past` cached tokens; the last position's logits."""
+        out = self.request.infer(self._feeds(ids, past), share_inputs=True, share_outputs=True)
+        return out[self.compiled.outputs[0]][0, -1]
+
+    def prefill(self, ids: np.ndarray) -> np.ndarray:
+        self.request.reset_state()
+        return self.forward(ids, 0)
+
+    def time_prefill(self, length: int, timing: TimingSettings) -> TimingStats:
+        """Time to first token: one forward over `length` prompt tokens from an empty cache."""
+        ids, now = self.prompt(length), CLOCKS[timing.clock]
+        feeds = self._feeds(ids, 0)
+
+        def once() -> float:
+            self.request.reset_state()
+            t0 = now()
+            self.request.infer(feeds, share_inputs=True, share_outputs=True)
+            return (now() - t0) / 1e3
+
+        return _repeat(once, timing)
+
+    def time_decode(self, context: int, timing: TimingSettings) -> TimingStats:
+        """One decode step with `context` tokens in the KV cache (the cache is restored before every step)."""
+        import openvino as ov
+
+        self.prefill(self.prompt(context))
+        saved = [np.array(state.state.data, copy=True) for state in self.request.query_state()]
+        feeds, now = self._feeds(self.prompt(1), context), CLOCKS[timing.clock]
+
+        def once() -> float:
+            for state, value in zip(self.request.query_state(), saved):
+                state.state = ov.Tensor(value)
+            t0 = now()
+            self.request.infer(feeds, share_inputs=True, share_outputs=True)
+            return (now() - t0) / 1e3
+
+        return _repeat(once, timing)
+
+    def time_generation(self, prompt_len: int, new_tokens: int, runs: int, clock: str) -> dict[str, TimingStats]:
+        """A greedy generation loop (prefill, then `new_tokens` steps each fed the argmax of the last logits),
+        `runs` times after one warm-up run: time to first token per run, and the time of every decode step."""
+        if new_tokens < 1 or runs < 1:
+            raise EftnasError(f"generation: new_tokens and runs must be >= 1, got {new_tokens}, {runs}")
+        now, ids = CLOCKS[clock], self.prompt(prompt_len)
+        ttft: list[float] = []
+        steps: list[float] = []
+        for run in range(runs + 1):
+            t0 = now()
+            token = int(np.argmax(self.prefill(ids)))
+            first = (now() - t0) / 1e3
+            times = []
+            for step in range(new_tokens):
+                t0 = now()
+                token = int(np.argmax(self.forward(np.array([[token]]), prompt_len + step)))
+                times.append((now() - t0) / 1e3)
+            if run:  # the first run warms up
+                ttft.append(first)
+                steps.extend(times)
+        return {"prefill": summarize(ttft, 1, _timer(clock)), "decode": summarize(steps, 1, _timer(clock))}
+
+
+def _timer(clock: str) -> str:
+    return "process CPU time" if clock == "cpu" else "perf_counter around infer"
+
+
+def _repeat(once: Any, timing: TimingSettings) -> TimingStats:
+    for _ in range(timing.warmup):
+        once()
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < timing.repeats or time.perf_counter() - start < timing.min_time_s:
+        samples.append(once())
+    return summarize(samples, timing.warmup, _timer(timing.clock))
+
+
+def time_phases(
+    decoder: StatefulDecoder, prompt_len: int, context_len: int, timing: TimingSettings
+) -> dict[str, TimingStats]:
+    return {"prefill": decoder.time_prefill(prompt_len, timing), "decode": decoder.time_decode(context_len, timing)}
+
+
+def sample_decoder_subnets(
+    geometry: DecoderGeometry,
+    count: int,
+    seed: int = 0,
+    kv_groups: list[int] | None = None,
+    ffn_range: tuple[int, int] | None = None,
+    drop_layer: float = 0.2,
+    drop_mlp: float = 0.15,
+) -> list[SubnetConfig]:
+    """Exportable sub-networks: one KV-group count for all built layers, MLP widths per layer in `ffn_range`
+    (or dropped), some layers dropped whole (at least one kept)."""
+    rng = np.random.default_rng(seed)
+    groups = kv_groups or list(range(1, geometry.num_kv_heads + 1))
+    low, high = ffn_range or (1, geometry.intermediate_size)
+    out = []
+    for _ in range(count):
+        g = int(rng.choice(groups))
+        keep = rng.random(geometry.num_layers) >= drop_layer
+        keep[rng.integers(geometry.num_layers)] = True
+        widths = np.where(rng.random(geometry.num_layers) < drop_mlp, 0, rng.integers(low, high + 1, geometry.num_layers))
+        out.append(SubnetConfig(heads=[g if k else 0 for k in keep], ffn=[int(w) if k else 0 for k, w in zip(keep, widths)]))
+    return out
+
+
+def _stack_jobs(kv_groups: list[int], widths: list[int], stack: int) -> list[tuple[int, int, int]]:
+    """(groups, MLP width, depth) of every model the entries need (see the module docstring)."""
+    g0 = max(kv_groups)
+    jobs = [(g0, 0, 1)] + [(g, 0, stack) for g in sorted(kv_groups)]
+    return jobs + [(g0, w, stack) for w in widths]
+
+
+def _entries(
+    results: dict[tuple[int, int, int], TimingStats], kv_groups: list[int], widths: list[int], stack: int
+) -> tuple[float, dict[str, dict[int, dict[str, float]]]]:
+    """The fixed part and the per-block entries of one phase from its stack timings."""
+    g0 = max(kv_groups)
+    one, base = results[g0, 0, 1], results[g0, 0, stack]
+    attention0 = (base.median_us - one.median_us) / (stack - 1)
+    fixed = one.median_us - attention0
+
+    def entry(value: float, stats: TimingStats, spread: float) -> dict[str, float]:
+        return {"median_us": max(0.0, value), "spread_us": spread / stack, "stack_median_us": stats.median_us}
+
+    attention = {g0: entry(attention0, base, base.iqr_us + one.iqr_us)}
+    for g in kv_groups:
+        if g != g0:
+            stats = results[g, 0, stack]
+            attention[g] = entry((stats.median_us - fixed) / stack, stats, stats.iqr_us + one.iqr_us)
+    ffn = {
+        w: entry((results[g0, w, stack].median_us - base.median_us) / stack, results[g0, w, stack], base.iqr_us)
+        for w in widths
+    }
+    return fixed, {"attention": attention, "ffn": ffn}
+
+
+def build_decoder_lut(
+    supernet: DecoderSuperNetwork,
+    spec: RuntimeSpec | None = None,
+    prompt_len: int = 128,
+    new_tokens: int = 64,
+    context_len: int | None = None,
+    kv_groups: list[int] | None = None,
+    grid: int = 6,
+    ffn_widths: list[int] | None = None,
+    timing: TimingSettings | None = None,
+    calibration_samples: int = 8,
+    generation_runs: int = 3,
+    seed: int = 0,
+    progress: bool = True,
+) -> DecoderLatencyTable:
+    """Measure prefill and decode entries of `supernet`'s geometry on OpenVINO, then fit each phase's overhead.
+
+    `context_len` defaults to the middle of a generation (`prompt_len + new_tokens // 2`); `kv_groups` to
+    every count; the MLP widths to `ffn_widths` or a `grid` over (0, intermediate_size].
+    """
+    spec = spec or RuntimeSpec("openvino", 1, "f32")
+    timing = timing or TimingSettings(warmup=3, repeats=10, min_time_s=0.2, stack=4)
+    timing.check(spec)
+    geometry = supernet.geometry
+    stack = min(timing.stack, geometry.num_layers)
+    if stack < 2:
+        raise EftnasError(f"stack: the fixed part needs stacks of at least 2 layers, got {stack}")
+    context_len = context_len if context_len is not None else prompt_len + new_tokens // 2
+    if prompt_len < 1 or context_len < 1:
+        raise EftnasError(f"lengths: prompt_len and context_len must be >= 1, got {prompt_len}, {context_len}")
+    kv_groups = sorted(set(kv_groups or range(1, geometry.num_kv_heads + 1)))
+    widths = sorted(set(ffn_widths or ffn_grid(geometry, grid)))
+    for g in kv_groups:
+        check_exportable(geometry, stack_subnet(geometry, g, max(widths), stack))
+    cores = check_threads(spec.threads)
+    start = time.perf_counter()
+    jobs = _stack_jobs(kv_groups, widths, stack)
+    bar = tqdm(total=len(jobs) + calibration_samples, desc="decoder LUT", disable=not progress)
+    results: dict[str, dict[tuple[int, int, int], TimingStats]] = {p: {} for p in PHASES}
+    properties: dict[str, str] = {}
+    for job in jobs:
+        bar.set_postfix_str(f"groups {job[0]} mlp {job[1]} depth {job[2]}")
+        with exported_decoder(supernet, stack_subnet(geometry, *job)) as xml:
+            decoder = StatefulDecoder(xml, spec, geometry.vocab_size, seed)
+            properties = decoder.properties()
+            for phase, stats in time_phases(decoder, prompt_len, context_len, timing).items():
+                results[phase][job] = stats
+        bar.update()
+    phases = {}
+    for phase in PHASES:
+        fixed, entries = _entries(results[phase], kv_groups, widths, stack)
+        phases[phase] = PhaseTable(fixed, entries)
+    table = DecoderLatencyTable(
+        geometry=geometry,
+        runtime=spec.runtime,
+        runtime_version=runtime_version(spec.runtime),
+        threads=spec.threads,
+        precision=properties.get("inference_precision_hint", spec.precision),
+        prompt_len=prompt_len,
+        context_len=context_len,
+        new_tokens=new_tokens,
+        phases=phases,
+        metadata=default_metadata(
+            {
+                "precision_requested": spec.precision,
+                "compiled": properties,
+                **cores,
+                "timing": {**timing.__dict__, "stack": stack, "generation_runs": generation_runs},
+                "kv_groups": kv_groups,
+                "ffn_widths": widths,
+                "fixed_part": "1-layer vs stack difference (a model with no built layer does not export)",
+            }
+        ),
+    )
+    if calibration_samples:
+        subnets = sample_decoder_subnets(
+            geometry, calibration_samples, seed + 7919, kv_groups, (min(widths), max(widths))
+        )
+        measured: dict[str, list[float]] = {p: [] for p in PHASES}
+        for subnet in subnets:
+            bar.set_postfix_str("calibration")
+            for phase, stats in measure_generation(
+                supernet, subnet, spec, prompt_len, new_tokens, generation_runs, timing.clock, seed
+            ).items():
+                measured[phase].append(stats.median_us)
+            bar.update()
+        for phase in PHASES:
+            phases[phase].overhead = fit_overhead(phases[phase], subnets, measured[phase])
+    bar.close()
+    table.metadata["build_time_s"] = round(time.perf_counter() - start, 2)
+    return table
+
+
+def measure_generation(
+    supernet: DecoderSuperNetwork,
+    subnet: SubnetConfig,
+    spec: RuntimeSpec,
+    prompt_len: int,
+    new_tokens: int,
+    runs: int,
+    clock: str = "wall",
+    seed: int = 0,
+    int8: bool = False,
+) -> dict[str, TimingStats]:
+    """Export `subnet` and time a greedy generation loop on it: time to first token and per-token decode."""
+    with exported_decoder(supernet, subnet, int8=int8) as xml:
+        decoder = StatefulDecoder(xml, spec, supernet.geometry.vocab_size, seed)
+        return decoder.time_generation(prompt_len, new_tokens, runs, clock)
