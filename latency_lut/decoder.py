@@ -3,8 +3,10 @@
 Every model goes through the deployment path: slice a random-weight `DecoderSuperNetwork`, save it, export
 the stateful IR with `export_decoder_openvino` (KV cache as internal state), compile it with pinned threads
 and precision, and run it through its infer request. Prefill is timed as one forward over `prompt_len`
-tokens from an empty cache; a decode step as one forward of a single token with `context_len` tokens in the
-cache (the cache after prefill is saved once and restored before every timed step).
+tokens from an empty cache; a decode step as one forward of a single token with about `context_len` tokens in
+the cache (the cache after prefill is saved once, restored, and `DECODE_SPAN` consecutive steps are timed).
+Both mimic generation, where the inputs' shapes change at every call: OpenVINO re-prepares its kernels for a
+new shape, which costs a decoder step measurably more than repeating one shape would.
 
 The stateful export needs the same non-zero KV groups in every built layer, so no exportable model holds MLPs
 alone, nor nothing at all (a model whose blocks are all dropped still builds one empty layer, which the export
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,11 +41,20 @@ from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.supernet.decoder import DecoderSuperNetwork, build_decoder
 from eftnas_deploy.supernet.decoder_slicing import save_sliced_decoder, slice_decoder
 from exporters.openvino_decoder import export_decoder_openvino
-from exporters.runtime import CLOCKS, RuntimeSpec, TimingStats, check_threads, openvino_config, runtime_version, summarize
+from exporters.runtime import (
+    CLOCKS,
+    RuntimeSpec,
+    TimingStats,
+    check_threads,
+    openvino_config,
+    runtime_version,
+    summarize,
+)
 from latency_lut.decoder_table import PHASES, DecoderLatencyTable, PhaseTable, check_exportable, ffn_grid
 from latency_lut.measure import TimingSettings, fit_overhead
 from latency_lut.table import default_metadata
 
+DECODE_SPAN = 8  # consecutive decode steps timed after each restore of the cache
 COMPILED_PROPERTIES = ("INFERENCE_PRECISION_HINT", "KV_CACHE_PRECISION", "DYNAMIC_QUANTIZATION_GROUP_SIZE")
 
 
@@ -125,32 +136,39 @@ class StatefulDecoder:
         return self.forward(ids, 0)
 
     def time_prefill(self, length: int, timing: TimingSettings) -> TimingStats:
-        """Time to first token: one forward over `length` prompt tokens from an empty cache."""
-        ids, now = self.prompt(length), CLOCKS[timing.clock]
-        feeds = self._feeds(ids, 0)
+        """Time to first token: one forward over `length` prompt tokens from an empty cache, each after an untimed
+        one-token step (as in generation, the runtime's shapes change from a decode step's to the prompt's)."""
+        prompt, token, now = self._feeds(self.prompt(length), 0), self._feeds(self.prompt(1), 0), CLOCKS[timing.clock]
 
-        def once() -> float:
+        def once() -> list[float]:
+            self.request.reset_state()
+            self.request.infer(token, share_inputs=True, share_outputs=True)
             self.request.reset_state()
             t0 = now()
-            self.request.infer(feeds, share_inputs=True, share_outputs=True)
-            return (now() - t0) / 1e3
+            self.request.infer(prompt, share_inputs=True, share_outputs=True)
+            return [(now() - t0) / 1e3]
 
         return _repeat(once, timing)
 
-    def time_decode(self, context: int, timing: TimingSettings) -> TimingStats:
-        """One decode step with `context` tokens in the KV cache (the cache is restored before every step)."""
+    def time_decode(self, context: int, timing: TimingSettings, span: int = DECODE_SPAN) -> TimingStats:
+        """Decode steps from `context` cached tokens: the cache after prefill is restored, then `span` consecutive
+        steps are timed (contexts `context` .. `context + span - 1`; every step's shapes differ, as in generation)."""
         import openvino as ov
 
         self.prefill(self.prompt(context))
         saved = [np.array(state.state.data, copy=True) for state in self.request.query_state()]
-        feeds, now = self._feeds(self.prompt(1), context), CLOCKS[timing.clock]
+        steps = [self._feeds(self.prompt(1), context + k) for k in range(span)]
+        now = CLOCKS[timing.clock]
 
-        def once() -> float:
+        def once() -> list[float]:
             for state, value in zip(self.request.query_state(), saved):
                 state.state = ov.Tensor(value)
-            t0 = now()
-            self.request.infer(feeds, share_inputs=True, share_outputs=True)
-            return (now() - t0) / 1e3
+            times = []
+            for feeds in steps:
+                t0 = now()
+                self.request.infer(feeds, share_inputs=True, share_outputs=True)
+                times.append((now() - t0) / 1e3)
+            return times
 
         return _repeat(once, timing)
 
@@ -181,13 +199,14 @@ def _timer(clock: str) -> str:
     return "process CPU time" if clock == "cpu" else "perf_counter around infer"
 
 
-def _repeat(once: Any, timing: TimingSettings) -> TimingStats:
+def _repeat(once: Callable[[], list[float]], timing: TimingSettings) -> TimingStats:
+    """Warm up, then collect samples (µs) from `once` until `repeats` and `min_time_s` are reached."""
     for _ in range(timing.warmup):
         once()
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < timing.repeats or time.perf_counter() - start < timing.min_time_s:
-        samples.append(once())
+        samples.extend(once())
     return summarize(samples, timing.warmup, _timer(timing.clock))
 
 
@@ -216,8 +235,12 @@ def sample_decoder_subnets(
         g = int(rng.choice(groups))
         keep = rng.random(geometry.num_layers) >= drop_layer
         keep[rng.integers(geometry.num_layers)] = True
-        widths = np.where(rng.random(geometry.num_layers) < drop_mlp, 0, rng.integers(low, high + 1, geometry.num_layers))
-        out.append(SubnetConfig(heads=[g if k else 0 for k in keep], ffn=[int(w) if k else 0 for k, w in zip(keep, widths)]))
+        widths = np.where(
+            rng.random(geometry.num_layers) < drop_mlp, 0, rng.integers(low, high + 1, geometry.num_layers)
+        )
+        out.append(
+            SubnetConfig(heads=[g if k else 0 for k in keep], ffn=[int(w) if k else 0 for k, w in zip(keep, widths)])
+        )
     return out
 
 
@@ -269,7 +292,8 @@ def build_decoder_lut(
 ) -> DecoderLatencyTable:
     """Measure prefill and decode entries of `supernet`'s geometry on OpenVINO, then fit each phase's overhead.
 
-    `context_len` defaults to the middle of a generation (`prompt_len + new_tokens // 2`); `kv_groups` to
+    `context_len` (first of the `DECODE_SPAN` timed steps) defaults to centring them on the middle of a generation
+    of `new_tokens` after `prompt_len`; `kv_groups` to
     every count; the MLP widths to `ffn_widths` or a `grid` over (0, intermediate_size].
     """
     spec = spec or RuntimeSpec("openvino", 1, "f32")
@@ -279,7 +303,8 @@ def build_decoder_lut(
     stack = min(timing.stack, geometry.num_layers)
     if stack < 2:
         raise EftnasError(f"stack: the fixed part needs stacks of at least 2 layers, got {stack}")
-    context_len = context_len if context_len is not None else prompt_len + new_tokens // 2
+    if context_len is None:
+        context_len = max(1, prompt_len + new_tokens // 2 - DECODE_SPAN // 2)
     if prompt_len < 1 or context_len < 1:
         raise EftnasError(f"lengths: prompt_len and context_len must be >= 1, got {prompt_len}, {context_len}")
     kv_groups = sorted(set(kv_groups or range(1, geometry.num_kv_heads + 1)))
@@ -319,7 +344,12 @@ def build_decoder_lut(
                 "precision_requested": spec.precision,
                 "compiled": properties,
                 **cores,
-                "timing": {**timing.__dict__, "stack": stack, "generation_runs": generation_runs},
+                "timing": {
+                    **timing.__dict__,
+                    "stack": stack,
+                    "generation_runs": generation_runs,
+                    "decode_span": DECODE_SPAN,
+                },
                 "kv_groups": kv_groups,
                 "ffn_widths": widths,
                 "fixed_part": "1-layer vs stack difference (a model with no built layer does not export)",
