@@ -185,8 +185,8 @@ class DecoderLatencyTable:
 
 
 def ffn_grid(geometry: DecoderGeometry, grid: int) -> list[int]:
-    """`grid` MLP widths evenly spread over (0, intermediate_size], the full width included."""
+    """`grid` MLP widths evenly spread over [intermediate_size / 16, intermediate_size] (both ends included)."""
     if grid < 2:
         raise EftnasError(f"grid: at least 2 MLP widths are needed to interpolate, got {grid}")
-    step = geometry.intermediate_size / grid
-    return width_grid({max(1, round(step * k)) for k in range(1, grid + 1)}, None)
+    low = max(1, geometry.intermediate_size // 16)
+    return width_grid({int(w) for w in np.round(np.linspace(low, geometry.intermediate_size, grid))}, None)

@@ -124,3 +124,37 @@ def test_llama_lut_builds_and_validates_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_qwen2_lut_builds_and_validates_end_to_end(tmp_path):
     build_and_validate("qwen2", tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["llama-bias-tied", "qwen2"])
+def test_onnx_export_generates_like_pytorch(tmp_path, kind):
+    """optimum's ONNX export with past key/values, run by ORTModelForCausalLM, gives PyTorch's greedy tokens."""
+    import torch
+
+    pytest.importorskip("optimum.onnxruntime")
+    from optimum.onnxruntime import ORTModelForCausalLM
+
+    from eftnas_deploy.supernet.decoder import DecoderSuperNetwork
+    from eftnas_deploy.supernet.decoder_slicing import save_sliced_decoder, slice_decoder
+    from exporters.onnx import read_metadata
+    from exporters.onnx_decoder import export_decoder_onnx
+    from tests.test_decoder import greedy, tiny_decoder, token_batch
+
+    supernet = DecoderSuperNetwork(tiny_decoder(kind))
+    subnet = SubnetConfig(heads=[0, 1, 1], ffn=[0, 0, 60])  # uniform attention; layer 0 removed, an MLP dropped
+    supernet.set_subnet(subnet)
+    batch = {"input_ids": token_batch(batch=1, seq=10)["input_ids"]}
+    batch["attention_mask"] = torch.ones_like(batch["input_ids"])
+    ref_tokens = greedy(supernet.model, batch)
+    with torch.no_grad():
+        ref = supernet(**batch).logits
+    sliced = save_sliced_decoder(slice_decoder(supernet, subnet), tmp_path / "dense")
+    path = export_decoder_onnx(sliced, tmp_path / "onnx")
+    assert read_metadata(path)["kv_groups"] == 1
+    model = ORTModelForCausalLM.from_pretrained(tmp_path / "onnx")
+    assert model.use_cache
+    assert torch.equal(greedy(model, batch), ref_tokens)
+    assert (model(**batch).logits - ref).abs().max() <= 1e-4
+    refused = save_sliced_decoder(slice_decoder(supernet, SubnetConfig(heads=[1, 2, 1], ffn=[9] * 3)), tmp_path / "p")
+    with pytest.raises(EftnasError, match="same non-zero number in every layer"):
+        export_decoder_onnx(refused, tmp_path / "refused")
