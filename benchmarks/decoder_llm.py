@@ -12,9 +12,10 @@ token) then 64 decode steps (median time per token). The benchmark
    included);
 3. compares INT8 weights (`export_decoder_openvino(int8=True)`, nncf.compress_weights) with f32 on the full model.
 
-Writes benchmarks/results/decoder_llm[_quick].json and .png.
+`--runtime onnxruntime` measures the same on ONNX Runtime (ONNX with past key/values; no INT8 step).
+Writes benchmarks/results/decoder_llm[_quick][_onnxruntime].json and .png.
 
-    .venv/bin/python benchmarks/decoder_llm.py [--quick] [--samples 20] [--clock wall|cpu]
+    .venv/bin/python benchmarks/decoder_llm.py [--quick] [--samples 20] [--clock wall|cpu] [--runtime openvino]
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from eftnas_deploy.supernet.decoder import DecoderSuperNetwork
 from eftnas_deploy.supernet.decoder_slicing import slice_decoder
 from exporters.runtime import RuntimeSpec, cpu_info, summarize
 from latency_lut.decoder import (
-    StatefulDecoder,
+    DecoderRunner,
     build_decoder_lut,
     exported_decoder,
+    open_decoder,
     random_decoder_supernet,
     sample_decoder_subnets,
 )
@@ -47,8 +49,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 QWEN2_05B = DecoderGeometry("qwen2", 24, 14, 2, 64, 896, 4864, 151936)
 QUICK = DecoderGeometry("qwen2", 4, 4, 2, 64, 256, 1024, 8192)
 SETTINGS = {
-    "full": dict(geometry=QWEN2_05B, prompt_len=128, new_tokens=64, grid=6, calibration=10, samples=20, rounds=5),
-    "quick": dict(geometry=QUICK, prompt_len=32, new_tokens=16, grid=3, calibration=4, samples=6, rounds=3),
+    "full": dict(
+        geometry=QWEN2_05B, prompt_len=128, new_tokens=64, grid=6, calibration=10, samples=20, rounds=5, runs=3
+    ),
+    "quick": dict(geometry=QUICK, prompt_len=32, new_tokens=16, grid=3, calibration=6, samples=8, rounds=5, runs=10),
 }
 
 
@@ -77,7 +81,7 @@ def weight_counts(supernet: DecoderSuperNetwork, subnet: SubnetConfig) -> dict[s
 
 
 def interleaved_generation(
-    decoders: dict[str, StatefulDecoder], prompt_len: int, new_tokens: int, rounds: int, clock: str
+    decoders: dict[str, DecoderRunner], prompt_len: int, new_tokens: int, rounds: int, clock: str
 ) -> dict[str, dict[str, Any]]:
     """Rounds of one generation per model (after one warm-up each); medians of TTFT and per-token time."""
     samples: dict[str, dict[str, list[float]]] = {name: {p: [] for p in PHASES} for name in decoders}
@@ -106,10 +110,11 @@ def speedups(
     with tempfile.TemporaryDirectory(prefix="decoder-bench-") as tmp:
         decoders = {}
         for name, subnet in subnets.items():
-            with exported_decoder(supernet, subnet, keep=Path(tmp) / name) as xml:
-                decoders[name] = StatefulDecoder(xml, spec, geometry.vocab_size)
-        with exported_decoder(supernet, subnets["full"], int8=True, keep=Path(tmp) / "int8") as xml:
-            decoders["full-int8"] = StatefulDecoder(xml, spec, geometry.vocab_size)
+            with exported_decoder(supernet, subnet, spec.runtime, keep=Path(tmp) / name) as path:
+                decoders[name] = open_decoder(path, spec, geometry.vocab_size)
+        if spec.runtime == "openvino":
+            with exported_decoder(supernet, subnets["full"], int8=True, keep=Path(tmp) / "int8") as path:
+                decoders["full-int8"] = open_decoder(path, spec, geometry.vocab_size)
         measured = interleaved_generation(decoders, cfg["prompt_len"], cfg["new_tokens"], cfg["rounds"], clock)
         compiled = {name: d.properties() for name, d in decoders.items()}
     full_counts = weight_counts(supernet, subnets["full"])
@@ -132,6 +137,8 @@ def speedups(
                 "realized_over_ideal_matmul_weights": realized / ideal_matmul,
             }
         rows[name] = row
+    if "full-int8" not in measured:
+        return {"subnets": rows, "int8_vs_f32": None, "compiled": compiled}
     int8 = {
         phase: {
             "f32_ms": measured["full"][phase]["median_us"] / 1e3,
@@ -149,11 +156,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, help="held-out sub-networks for validation")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runtime", choices=["openvino", "onnxruntime"], default="openvino")
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"
     cfg = dict(SETTINGS[mode], **({"samples": args.samples} if args.samples else {}))
     geometry: DecoderGeometry = cfg["geometry"]
-    spec = RuntimeSpec("openvino", args.threads, "f32")
+    spec = RuntimeSpec.default_for(args.runtime, args.threads)  # f32 on both
     timing = TimingSettings(warmup=3, repeats=10, min_time_s=0.3, stack=4, clock=args.clock)
     start = time.perf_counter()
     supernet = random_decoder_supernet(geometry, tie_word_embeddings=True)
@@ -165,12 +173,13 @@ def main() -> None:
         grid=cfg["grid"],
         timing=timing,
         calibration_samples=cfg["calibration"],
+        generation_runs=cfg["runs"],
     )
     widths = table.metadata["ffn_widths"]
     held_out = sample_decoder_subnets(geometry, cfg["samples"], seed=12345, ffn_range=(min(widths), max(widths)))
     report = validate_decoder_lut(table, supernet, held_out)
     speed = speedups(supernet, table, spec, cfg, args.clock)
-    suffix = "_quick" if args.quick else ""
+    suffix = ("_quick" if args.quick else "") + ("_onnxruntime" if args.runtime == "onnxruntime" else "")
     RESULTS.mkdir(exist_ok=True)
     png = plot_decoder_validation(
         report, RESULTS / f"decoder_llm{suffix}.png", f"{mode} ({geometry.num_layers} layers)"
@@ -178,7 +187,8 @@ def main() -> None:
     result = {
         "mode": mode,
         "geometry": geometry.to_dict(),
-        "settings": {k: v for k, v in cfg.items() if k != "geometry"} | {"clock": args.clock, "threads": args.threads},
+        "settings": {k: v for k, v in cfg.items() if k != "geometry"}
+        | {"clock": args.clock, "threads": args.threads, "runtime": args.runtime},
         "machine": cpu_info(),
         "lut": table.to_dict(),
         "validation": report,
@@ -193,7 +203,8 @@ def main() -> None:
     for name, row in speed["subnets"].items():
         ratios = {p: round(row[p]["realized_over_ideal_layer_weights"], 3) for p in PHASES}
         print(f"{name}: layer weights {row['layer_weight_fraction']:.2f}, realized/ideal {ratios}")
-    print("int8 vs f32:", {p: round(v["speedup"], 3) for p, v in speed["int8_vs_f32"].items()})
+    if speed["int8_vs_f32"]:
+        print("int8 vs f32:", {p: round(v["speedup"], 3) for p, v in speed["int8_vs_f32"].items()})
     print(f"elapsed {result['elapsed_s']} s; wrote {RESULTS / f'decoder_llm{suffix}.json'}")
 
 

@@ -3,7 +3,8 @@
 optimum's ONNX config declares one past key/value shape for every layer (`num_key_value_heads` x `head_dim`
 from the config), like the OpenVINO stateful export, so the same rule holds: the same non-zero KV groups in
 every built layer; MLP widths per layer and depth (a layer dropping both blocks is not built) stay elastic.
-The result opens with `optimum.onnxruntime.ORTModelForCausalLM`, which runs `generate` with the cache.
+The result opens with `load_decoder_onnx` (`optimum.onnxruntime.ORTModelForCausalLM`), which runs `generate`
+with the cache.
 """
 
 from __future__ import annotations
@@ -26,3 +27,18 @@ def export_decoder_onnx(sliced_dir: str | Path, out_dir: str | Path, metadata: d
     main_export(str(sliced_dir), output=out_dir, task=DECODER_TASK, trust_remote_code=True, do_validation=False)
     embed_metadata(out_dir / ONNX_FILE, {**(metadata or {}), "subnet": config.eftnas_subnet, "kv_groups": groups})
     return out_dir / ONNX_FILE
+
+
+def load_decoder_onnx(onnx_dir: str | Path, **kwargs: Any) -> Any:
+    """`ORTModelForCausalLM` of an exported sliced decoder, ready for `generate`.
+
+    optimum sizes the empty cache of the first step with `hidden_size // num_attention_heads` for Llama/Qwen2,
+    which is not the head size of a sub-network keeping fewer heads; the config's `head_dim` is.
+    """
+    from optimum.onnxruntime import ORTModelForCausalLM
+
+    model = ORTModelForCausalLM.from_pretrained(onnx_dir, **kwargs)
+    head_dim = getattr(model.config, "head_dim", None)
+    if head_dim and hasattr(model, "embed_size_per_head"):
+        model.embed_size_per_head = int(head_dim)
+    return model

@@ -1,14 +1,15 @@
-"""Measure a generation latency LUT (prefill + per-token decode) of a decoder LLM on OpenVINO.
+"""Measure a generation latency LUT (prefill + per-token decode) of a decoder LLM on OpenVINO or ONNX Runtime.
 
 Every model goes through the deployment path: slice a random-weight `DecoderSuperNetwork`, save it, export
-the stateful IR with `export_decoder_openvino` (KV cache as internal state), compile it with pinned threads
-and precision, and run it through its infer request. Prefill is timed as one forward over `prompt_len`
+it (OpenVINO: the stateful IR of `export_decoder_openvino`, KV cache as internal state; ONNX Runtime: the ONNX
+of `export_decoder_onnx`, KV cache as inputs/outputs), open it with pinned threads and precision, and run it
+through a `DecoderRunner`. Prefill is timed as one forward over `prompt_len`
 tokens from an empty cache; a decode step as one forward of a single token with about `context_len` tokens in
 the cache (the cache after prefill is saved once, restored, and `DECODE_SPAN` consecutive steps are timed).
 Both mimic generation, where the inputs' shapes change at every call: OpenVINO re-prepares its kernels for a
-new shape, which costs a decoder step measurably more than repeating one shape would.
+new shape, which costs a decode step measurably more than repeating one shape would.
 
-The stateful export needs the same non-zero KV groups in every built layer, so no exportable model holds MLPs
+Both exports need the same non-zero KV groups in every built layer, so no exportable model holds MLPs
 alone, nor nothing at all (a model whose blocks are all dropped still builds one empty layer, which the export
 refuses). Entries therefore come from stack differences, all in models with attention in every layer:
 
@@ -40,6 +41,7 @@ from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.supernet.decoder import DecoderSuperNetwork, build_decoder
 from eftnas_deploy.supernet.decoder_slicing import save_sliced_decoder, slice_decoder
+from exporters.onnx_decoder import export_decoder_onnx
 from exporters.openvino_decoder import export_decoder_openvino
 from exporters.runtime import (
     CLOCKS,
@@ -79,48 +81,61 @@ def stack_subnet(geometry: DecoderGeometry, groups: int, width: int, depth: int)
 
 @contextmanager
 def exported_decoder(
-    supernet: DecoderSuperNetwork, subnet: SubnetConfig, int8: bool = False, keep: Path | None = None
+    supernet: DecoderSuperNetwork,
+    subnet: SubnetConfig,
+    runtime: str = "openvino",
+    int8: bool = False,
+    keep: Path | None = None,
 ) -> Iterator[Path]:
-    """The stateful IR of `subnet` (sliced, saved, exported), in a temporary directory unless `keep` is given."""
+    """The deployed model of `subnet` (sliced, saved, exported: stateful IR for OpenVINO, ONNX with past
+    key/values for ONNX Runtime), in a temporary directory unless `keep` is given."""
     check_exportable(supernet.geometry, subnet)
+    if int8 and runtime != "openvino":
+        raise EftnasError(f"int8: INT8 weights are exported for openvino only, got runtime {runtime!r}")
     with tempfile.TemporaryDirectory(prefix="eftnas-decoder-") as tmp:
         root = Path(keep) if keep is not None else Path(tmp)
         sliced = save_sliced_decoder(slice_decoder(supernet, subnet), root / "sliced", overwrite=True)
-        yield export_decoder_openvino(sliced, root / "openvino", int8=int8)
+        if runtime == "openvino":
+            yield export_decoder_openvino(sliced, root / "openvino", int8=int8)
+        else:
+            yield export_decoder_onnx(sliced, root / "onnx")
 
 
-class StatefulDecoder:
-    """A compiled stateful IR and its infer request: prefill, decode steps, and their timings."""
+class DecoderRunner:
+    """A deployed decoder with its KV cache: prefill, decode steps, and their timings (runtime-independent).
 
-    def __init__(self, xml: str | Path, spec: RuntimeSpec, vocab_size: int, seed: int = 0) -> None:
-        import openvino as ov
+    Subclasses say how to run one forward (`run`, which updates the cache), empty the cache (`reset`), and
+    save and restore it (`snapshot`, `restore`).
+    """
 
-        if spec.runtime != "openvino":
-            raise EftnasError(f"runtime: decoder LUTs are measured on openvino, got {spec.runtime!r}")
+    def __init__(self, spec: RuntimeSpec, vocab_size: int, seed: int = 0) -> None:
         check_threads(spec.threads)
-        self.compiled = ov.Core().compile_model(str(xml), "CPU", openvino_config(spec))
-        self.request = self.compiled.create_infer_request()
         self.spec, self.vocab_size = spec, vocab_size
         self.rng = np.random.default_rng(seed)
 
-    def properties(self) -> dict[str, str]:
-        """What ran: effective inference precision, KV-cache precision, dynamic quantization group size."""
-        out = {}
-        for name in COMPILED_PROPERTIES:
-            try:
-                value = self.compiled.get_property(name)
-            except RuntimeError:
-                continue
-            out[name.lower()] = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
-        return out
+    def reset(self) -> None:
+        raise NotImplementedError
 
-    def _feeds(self, ids: np.ndarray, past: int) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """One forward after the cached tokens (the cache grows by the new ones); the logits."""
+        raise NotImplementedError
+
+    def snapshot(self) -> Any:
+        raise NotImplementedError
+
+    def restore(self, saved: Any) -> None:
+        raise NotImplementedError
+
+    def properties(self) -> dict[str, str]:
+        """What ran (precisions, as the runtime reports them)."""
+        raise NotImplementedError
+
+    def input_feeds(self, ids: np.ndarray, past: int) -> dict[str, np.ndarray]:
         length = ids.shape[1]
         return {
             "input_ids": ids.astype(np.int64),
             "attention_mask": np.ones((1, past + length), dtype=np.int64),
             "position_ids": np.arange(past, past + length, dtype=np.int64)[None],
-            "beam_idx": np.zeros(1, dtype=np.int32),
         }
 
     def prompt(self, length: int) -> np.ndarray:
@@ -128,24 +143,24 @@ class StatefulDecoder:
 
     def forward(self, ids: np.ndarray, past: int) -> np.ndarray:
         """Run `ids` after `past` cached tokens; the last position's logits."""
-        out = self.request.infer(self._feeds(ids, past), share_inputs=True, share_outputs=True)
-        return out[self.compiled.outputs[0]][0, -1]
+        return self.run(self.input_feeds(ids, past))[0, -1]
 
     def prefill(self, ids: np.ndarray) -> np.ndarray:
-        self.request.reset_state()
+        self.reset()
         return self.forward(ids, 0)
 
     def time_prefill(self, length: int, timing: TimingSettings) -> TimingStats:
         """Time to first token: one forward over `length` prompt tokens from an empty cache, each after an untimed
         one-token step (as in generation, the runtime's shapes change from a decode step's to the prompt's)."""
-        prompt, token, now = self._feeds(self.prompt(length), 0), self._feeds(self.prompt(1), 0), CLOCKS[timing.clock]
+        prompt, token = self.input_feeds(self.prompt(length), 0), self.input_feeds(self.prompt(1), 0)
+        now = CLOCKS[timing.clock]
 
         def once() -> list[float]:
-            self.request.reset_state()
-            self.request.infer(token, share_inputs=True, share_outputs=True)
-            self.request.reset_state()
+            self.reset()
+            self.run(token)
+            self.reset()
             t0 = now()
-            self.request.infer(prompt, share_inputs=True, share_outputs=True)
+            self.run(prompt)
             return [(now() - t0) / 1e3]
 
         return _repeat(once, timing)
@@ -153,20 +168,17 @@ class StatefulDecoder:
     def time_decode(self, context: int, timing: TimingSettings, span: int = DECODE_SPAN) -> TimingStats:
         """Decode steps from `context` cached tokens: the cache after prefill is restored, then `span` consecutive
         steps are timed (contexts `context` .. `context + span - 1`; every step's shapes differ, as in generation)."""
-        import openvino as ov
-
         self.prefill(self.prompt(context))
-        saved = [np.array(state.state.data, copy=True) for state in self.request.query_state()]
-        steps = [self._feeds(self.prompt(1), context + k) for k in range(span)]
+        saved = self.snapshot()
+        steps = [self.input_feeds(self.prompt(1), context + k) for k in range(span)]
         now = CLOCKS[timing.clock]
 
         def once() -> list[float]:
-            for state, value in zip(self.request.query_state(), saved):
-                state.state = ov.Tensor(value)
+            self.restore(saved)
             times = []
             for feeds in steps:
                 t0 = now()
-                self.request.infer(feeds, share_inputs=True, share_outputs=True)
+                self.run(feeds)
                 times.append((now() - t0) / 1e3)
             return times
 
@@ -195,6 +207,101 @@ class StatefulDecoder:
         return {"prefill": summarize(ttft, 1, _timer(clock)), "decode": summarize(steps, 1, _timer(clock))}
 
 
+class OpenVINODecoder(DecoderRunner):
+    """A compiled stateful IR (pinned threads and precision): the KV cache is the infer request's state."""
+
+    def __init__(self, xml: str | Path, spec: RuntimeSpec, vocab_size: int, seed: int = 0) -> None:
+        import openvino as ov
+
+        super().__init__(spec, vocab_size, seed)
+        self.compiled = ov.Core().compile_model(str(xml), "CPU", openvino_config(spec))
+        self.request = self.compiled.create_infer_request()
+        self._logits = self.compiled.outputs[0]
+
+    def properties(self) -> dict[str, str]:
+        """Effective inference precision, KV-cache precision, dynamic quantization group size."""
+        out = {}
+        for name in COMPILED_PROPERTIES:
+            try:
+                value = self.compiled.get_property(name)
+            except RuntimeError:
+                continue
+            out[name.lower()] = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+        return out
+
+    def input_feeds(self, ids: np.ndarray, past: int) -> dict[str, np.ndarray]:
+        return {**super().input_feeds(ids, past), "beam_idx": np.zeros(1, dtype=np.int32)}
+
+    def reset(self) -> None:
+        self.request.reset_state()
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.request.infer(feeds, share_inputs=True, share_outputs=True)[self._logits]
+
+    def snapshot(self) -> list[np.ndarray]:
+        return [np.array(state.state.data, copy=True) for state in self.request.query_state()]
+
+    def restore(self, saved: list[np.ndarray]) -> None:
+        import openvino as ov
+
+        for state, value in zip(self.request.query_state(), saved):
+            state.state = ov.Tensor(value)
+
+
+class OnnxDecoder(DecoderRunner):
+    """An ONNX Runtime CPU session (pinned threads, sequential, all graph optimizations) whose KV cache goes in
+    as `past_key_values.*` and comes back as `present.*`."""
+
+    def __init__(self, path: str | Path, spec: RuntimeSpec, vocab_size: int, seed: int = 0) -> None:
+        import onnxruntime as ort
+
+        super().__init__(spec, vocab_size, seed)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = spec.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name: i for i in self.session.get_inputs()}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.past = {n.replace("present", "past_key_values", 1): k for k, n in enumerate(self.outputs) if k}
+        for name in self.past:
+            shape = self.inputs[name].shape
+            if not (isinstance(shape[1], int) and isinstance(shape[3], int)):
+                raise EftnasError(f"model: {path} input {name} has no fixed KV-group/head size ({shape})")
+        self.cache: dict[str, np.ndarray] = {}
+
+    def properties(self) -> dict[str, str]:
+        return {"inference_precision_hint": "fp32", "graph_optimization_level": "ORT_ENABLE_ALL"}
+
+    def input_feeds(self, ids: np.ndarray, past: int) -> dict[str, np.ndarray]:
+        return {k: v for k, v in super().input_feeds(ids, past).items() if k in self.inputs}
+
+    def reset(self) -> None:
+        self.cache = {
+            name: np.zeros((1, self.inputs[name].shape[1], 0, self.inputs[name].shape[3]), dtype=np.float32)
+            for name in self.past
+        }
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        out = self.session.run(self.outputs, {**feeds, **self.cache})
+        self.cache = {name: out[k] for name, k in self.past.items()}
+        return out[0]
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        return dict(self.cache)  # every run returns new arrays, so the saved ones stay as they are
+
+    def restore(self, saved: dict[str, np.ndarray]) -> None:
+        self.cache = dict(saved)
+
+
+def open_decoder(path: str | Path, spec: RuntimeSpec, vocab_size: int, seed: int = 0) -> DecoderRunner:
+    """The runner of an exported decoder for `spec.runtime`."""
+    runner = OpenVINODecoder if spec.runtime == "openvino" else OnnxDecoder
+    return runner(path, spec, vocab_size, seed)
+
+
 def _timer(clock: str) -> str:
     return "process CPU time" if clock == "cpu" else "perf_counter around infer"
 
@@ -211,7 +318,7 @@ def _repeat(once: Callable[[], list[float]], timing: TimingSettings) -> TimingSt
 
 
 def time_phases(
-    decoder: StatefulDecoder, prompt_len: int, context_len: int, timing: TimingSettings
+    decoder: DecoderRunner, prompt_len: int, context_len: int, timing: TimingSettings
 ) -> dict[str, TimingStats]:
     return {"prefill": decoder.time_prefill(prompt_len, timing), "decode": decoder.time_decode(context_len, timing)}
 
@@ -290,11 +397,12 @@ def build_decoder_lut(
     seed: int = 0,
     progress: bool = True,
 ) -> DecoderLatencyTable:
-    """Measure prefill and decode entries of `supernet`'s geometry on OpenVINO, then fit each phase's overhead.
+    """Measure prefill and decode entries of `supernet`'s geometry on `spec`'s runtime (default OpenVINO, f32
+    requested), then fit each phase's overhead.
 
-    `context_len` (first of the `DECODE_SPAN` timed steps) defaults to centring them on the middle of a generation
-    of `new_tokens` after `prompt_len`; `kv_groups` to
-    every count; the MLP widths to `ffn_widths` or a `grid` over (0, intermediate_size].
+    `context_len` (first of the `DECODE_SPAN` timed steps) defaults to centring them on the middle of a
+    generation of `new_tokens` after `prompt_len`; `kv_groups` to every count; the MLP widths to `ffn_widths`
+    or a `grid` over [intermediate_size / 16, intermediate_size].
     """
     spec = spec or RuntimeSpec("openvino", 1, "f32")
     timing = timing or TimingSettings(warmup=3, repeats=10, min_time_s=0.2, stack=4)
@@ -319,8 +427,8 @@ def build_decoder_lut(
     properties: dict[str, str] = {}
     for job in jobs:
         bar.set_postfix_str(f"groups {job[0]} mlp {job[1]} depth {job[2]}")
-        with exported_decoder(supernet, stack_subnet(geometry, *job)) as xml:
-            decoder = StatefulDecoder(xml, spec, geometry.vocab_size, seed)
+        with exported_decoder(supernet, stack_subnet(geometry, *job), spec.runtime) as path:
+            decoder = open_decoder(path, spec, geometry.vocab_size, seed)
             properties = decoder.properties()
             for phase, stats in time_phases(decoder, prompt_len, context_len, timing).items():
                 results[phase][job] = stats
@@ -387,6 +495,6 @@ def measure_generation(
     int8: bool = False,
 ) -> dict[str, TimingStats]:
     """Export `subnet` and time a greedy generation loop on it: time to first token and per-token decode."""
-    with exported_decoder(supernet, subnet, int8=int8) as xml:
-        decoder = StatefulDecoder(xml, spec, supernet.geometry.vocab_size, seed)
+    with exported_decoder(supernet, subnet, spec.runtime, int8) as path:
+        decoder = open_decoder(path, spec, supernet.geometry.vocab_size, seed)
         return decoder.time_generation(prompt_len, new_tokens, runs, clock)

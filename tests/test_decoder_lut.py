@@ -79,8 +79,9 @@ def test_table_round_trips_through_json(tmp_path):
         DecoderLatencyTable.load(tmp_path / "encoder.json")
 
 
-def build_and_validate(kind: str, tmp_path):
+def build_and_validate(kind: str, tmp_path, runtime: str = "openvino"):
     """Build a minimal LUT of a tiny decoder, round-trip it, and validate it on held-out sub-networks."""
+    from exporters.runtime import RuntimeSpec
     from latency_lut.decoder import build_decoder_lut, random_decoder_supernet
     from latency_lut.decoder_validate import plot_decoder_validation, validate_decoder_lut
     from latency_lut.measure import TimingSettings
@@ -90,6 +91,7 @@ def build_and_validate(kind: str, tmp_path):
     timing = TimingSettings(warmup=1, repeats=3, min_time_s=0.0, stack=2)
     table = build_decoder_lut(
         supernet,
+        RuntimeSpec.default_for(runtime),
         prompt_len=6,
         new_tokens=3,
         ffn_widths=[48, 96],
@@ -98,8 +100,10 @@ def build_and_validate(kind: str, tmp_path):
         generation_runs=1,
         progress=False,
     )
-    assert (table.prompt_len, table.new_tokens, table.precision) == (6, 3, "f32")
-    assert {"kv_cache_precision", "inference_precision_hint"} <= set(table.metadata["compiled"])
+    assert (table.runtime, table.prompt_len, table.new_tokens) == (runtime, 6, 3)
+    assert table.precision == RuntimeSpec.default_for(runtime).precision  # f32 (OpenVINO) / fp32 (ONNX Runtime)
+    if runtime == "openvino":
+        assert {"kv_cache_precision", "inference_precision_hint"} <= set(table.metadata["compiled"])
     assert table.metadata["usable_cores"] >= 1 and table.metadata["timing"]["clock"] == "wall"
     for phase in table.phases.values():
         assert sorted(phase.entries["attention"]) == [1, 2] and sorted(phase.entries["ffn"]) == [48, 96]
@@ -121,23 +125,25 @@ def test_llama_lut_builds_and_validates_end_to_end(tmp_path):
     build_and_validate("llama", tmp_path)
 
 
+def test_onnxruntime_lut_builds_and_validates_end_to_end(tmp_path):
+    build_and_validate("qwen2", tmp_path, "onnxruntime")
+
+
 @pytest.mark.slow
 def test_qwen2_lut_builds_and_validates_end_to_end(tmp_path):
     build_and_validate("qwen2", tmp_path)
 
 
-@pytest.mark.parametrize("kind", ["llama-bias-tied", "qwen2"])
+@pytest.mark.parametrize("kind", ["llama-bias-tied", "qwen2", "qwen2-sliding"])
 def test_onnx_export_generates_like_pytorch(tmp_path, kind):
     """optimum's ONNX export with past key/values, run by ORTModelForCausalLM, gives PyTorch's greedy tokens."""
     import torch
 
     pytest.importorskip("optimum.onnxruntime")
-    from optimum.onnxruntime import ORTModelForCausalLM
-
     from eftnas_deploy.supernet.decoder import DecoderSuperNetwork
     from eftnas_deploy.supernet.decoder_slicing import save_sliced_decoder, slice_decoder
     from exporters.onnx import read_metadata
-    from exporters.onnx_decoder import export_decoder_onnx
+    from exporters.onnx_decoder import export_decoder_onnx, load_decoder_onnx
     from tests.test_decoder import greedy, tiny_decoder, token_batch
 
     supernet = DecoderSuperNetwork(tiny_decoder(kind))
@@ -151,7 +157,7 @@ def test_onnx_export_generates_like_pytorch(tmp_path, kind):
     sliced = save_sliced_decoder(slice_decoder(supernet, subnet), tmp_path / "dense")
     path = export_decoder_onnx(sliced, tmp_path / "onnx")
     assert read_metadata(path)["kv_groups"] == 1
-    model = ORTModelForCausalLM.from_pretrained(tmp_path / "onnx")
+    model = load_decoder_onnx(tmp_path / "onnx")
     assert model.use_cache
     assert torch.equal(greedy(model, batch), ref_tokens)
     assert (model(**batch).logits - ref).abs().max() <= 1e-4
