@@ -375,11 +375,34 @@ def _entries(
         if g != g0:
             stats = results[g, 0, stack]
             attention[g] = entry((stats.median_us - fixed) / stack, stats, stats.iqr_us + one.iqr_us)
-    ffn = {
-        w: entry((results[g0, w, stack].median_us - base.median_us) / stack, results[g0, w, stack], base.iqr_us)
-        for w in widths
-    }
+    ffn = {}
+    for w in widths:
+        stats = results[g0, w, stack]
+        ffn[w] = entry((stats.median_us - base.median_us) / stack, stats, stats.iqr_us + base.iqr_us)
     return fixed, {"attention": attention, "ffn": ffn}
+
+
+def _measure_stacks(
+    supernet: DecoderSuperNetwork,
+    spec: RuntimeSpec,
+    jobs: list[tuple[int, int, int]],
+    lengths: tuple[int, int],
+    timing: TimingSettings,
+    bar: Any,
+    seed: int,
+) -> tuple[dict[str, dict[tuple[int, int, int], TimingStats]], dict[str, str]]:
+    """Per phase, the timing of every (groups, MLP width, depth) stack; and what the runtime ran."""
+    results: dict[str, dict[tuple[int, int, int], TimingStats]] = {p: {} for p in PHASES}
+    properties: dict[str, str] = {}
+    for job in jobs:
+        bar.set_postfix_str(f"groups {job[0]} mlp {job[1]} depth {job[2]}")
+        with exported_decoder(supernet, stack_subnet(supernet.geometry, *job), spec.runtime) as path:
+            decoder = open_decoder(path, spec, supernet.geometry.vocab_size, seed)
+            properties = decoder.properties()
+            for phase, stats in time_phases(decoder, *lengths, timing).items():
+                results[phase][job] = stats
+        bar.update()
+    return results, properties
 
 
 def build_decoder_lut(
@@ -423,16 +446,7 @@ def build_decoder_lut(
     start = time.perf_counter()
     jobs = _stack_jobs(kv_groups, widths, stack)
     bar = tqdm(total=len(jobs) + calibration_samples, desc="decoder LUT", disable=not progress)
-    results: dict[str, dict[tuple[int, int, int], TimingStats]] = {p: {} for p in PHASES}
-    properties: dict[str, str] = {}
-    for job in jobs:
-        bar.set_postfix_str(f"groups {job[0]} mlp {job[1]} depth {job[2]}")
-        with exported_decoder(supernet, stack_subnet(geometry, *job), spec.runtime) as path:
-            decoder = open_decoder(path, spec, geometry.vocab_size, seed)
-            properties = decoder.properties()
-            for phase, stats in time_phases(decoder, prompt_len, context_len, timing).items():
-                results[phase][job] = stats
-        bar.update()
+    results, properties = _measure_stacks(supernet, spec, jobs, (prompt_len, context_len), timing, bar, seed)
     phases = {}
     for phase in PHASES:
         fixed, entries = _entries(results[phase], kv_groups, widths, stack)
@@ -471,10 +485,9 @@ def build_decoder_lut(
         measured: dict[str, list[float]] = {p: [] for p in PHASES}
         for subnet in subnets:
             bar.set_postfix_str("calibration")
-            for phase, stats in measure_generation(
-                supernet, subnet, spec, prompt_len, new_tokens, generation_runs, timing.clock, seed
-            ).items():
-                measured[phase].append(stats.median_us)
+            stats = measure_generation(supernet, subnet, spec, prompt_len, new_tokens, generation_runs, timing.clock)
+            for phase in PHASES:
+                measured[phase].append(stats[phase].median_us)
             bar.update()
         for phase in PHASES:
             phases[phase].overhead = fit_overhead(phases[phase], subnets, measured[phase])
