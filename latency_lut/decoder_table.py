@@ -127,6 +127,17 @@ class DecoderLatencyTable:
     def predict_ms_per_token(self, subnet: SubnetConfig) -> float:
         return self.predict_us(subnet, "decode") / 1e3
 
+    def check(self, geometry: DecoderGeometry | None = None, **asked: Any) -> DecoderLatencyTable:
+        """This table, or LutMismatchError naming what differs from `geometry` and the asked target fields
+        (runtime, threads, precision, prompt_len, context_len, new_tokens)."""
+        problems = [] if geometry is None or geometry == self.geometry else [f"geometry {self.geometry} != {geometry}"]
+        for name, value in asked.items():
+            if value is not None and getattr(self, name) != value:
+                problems.append(f"{name} {getattr(self, name)!r} != {value!r}")
+        if problems:
+            raise LutMismatchError("decoder LUT does not match the target (" + "; ".join(problems) + ")")
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": DECODER_FORMAT_VERSION,
@@ -173,15 +184,16 @@ class DecoderLatencyTable:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> DecoderLatencyTable:
-        """Read a decoder LUT, with a one-line error for a malformed file."""
+    def load(cls, path: str | Path, geometry: DecoderGeometry | None = None, **asked: Any) -> DecoderLatencyTable:
+        """Read a decoder LUT (one-line error for a malformed file) and `check` it against what is asked."""
         data = read_json(path, "lut")
         try:
-            return cls.from_dict(data)
+            table = cls.from_dict(data)
+        except EftnasError:
+            raise
         except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, EftnasError):
-                raise
             raise EftnasError(f"lut: {path} is not a valid decoder LUT ({type(exc).__name__}: {exc})") from None
+        return table.check(geometry, **asked)
 
 
 def ffn_grid(geometry: DecoderGeometry, grid: int) -> list[int]:

@@ -71,6 +71,11 @@ def test_table_round_trips_through_json(tmp_path):
     assert loaded.to_dict() == table.to_dict()
     subnet = SubnetConfig(heads=[1, 1, 0], ffn=[50, 96, 0])
     assert loaded.predict_ttft_ms(subnet) == table.predict_ttft_ms(subnet)
+    assert DecoderLatencyTable.load(tmp_path / "lut.json", GEOMETRY, runtime="openvino", prompt_len=8) is not None
+    with pytest.raises(LutMismatchError, match="threads 1 != 4; prompt_len 8 != 128"):
+        DecoderLatencyTable.load(tmp_path / "lut.json", GEOMETRY, threads=4, prompt_len=128)
+    with pytest.raises(LutMismatchError, match="geometry"):
+        loaded.check(DecoderGeometry("qwen2", 3, 4, 2, 16, 64, 96, 256))
     (tmp_path / "bad.json").write_text('{"kind": "decoder-generation", "format_version": 1}')
     with pytest.raises(EftnasError, match="not a valid decoder LUT"):
         DecoderLatencyTable.load(tmp_path / "bad.json")
