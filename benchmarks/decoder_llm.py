@@ -13,7 +13,7 @@ token) then 64 decode steps (median time per token). The benchmark
 3. compares INT8 weights (`export_decoder_openvino(int8=True)`, nncf.compress_weights) with f32 on the full model.
 
 `--runtime onnxruntime` measures the same on ONNX Runtime (ONNX with past key/values; no INT8 step).
-Writes benchmarks/results/decoder_llm[_quick][_onnxruntime].json and .png.
+Writes benchmarks/results/decoder_llm[_quick][_onnxruntime][_cpu].json and .png.
 
     .venv/bin/python benchmarks/decoder_llm.py [--quick] [--samples 20] [--clock wall|cpu] [--runtime openvino]
 """
@@ -179,7 +179,15 @@ def main() -> None:
     held_out = sample_decoder_subnets(geometry, cfg["samples"], seed=12345, ffn_range=(min(widths), max(widths)))
     report = validate_decoder_lut(table, supernet, held_out)
     speed = speedups(supernet, table, spec, cfg, args.clock)
-    suffix = ("_quick" if args.quick else "") + ("_onnxruntime" if args.runtime == "onnxruntime" else "")
+    suffix = "".join(
+        part
+        for part, on in (
+            ("_quick", args.quick),
+            ("_onnxruntime", args.runtime == "onnxruntime"),
+            ("_cpu", args.clock == "cpu"),
+        )
+        if on
+    )
     RESULTS.mkdir(exist_ok=True)
     png = plot_decoder_validation(
         report, RESULTS / f"decoder_llm{suffix}.png", f"{mode} ({geometry.num_layers} layers)"
