@@ -12,6 +12,7 @@ from transformers import TrainerCallback
 
 from eftnas_deploy.core.errors import EftnasError, SearchSpaceError
 from eftnas_deploy.core.space import SearchSpace
+from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data.text import (
     CausalLMCollator,
     group_texts,
@@ -208,3 +209,39 @@ def test_text_loader_reads_txt_and_jsonl(corpus, tmp_path):
     assert [t for b in blocks["input_ids"] for t in b] == stream[: 5 * len(blocks)]
     assert blocks["labels"] == blocks["input_ids"]
     assert tokenizer.decode(stream[:4]) == "the movie was good"
+
+
+def test_decoder_search_trades_perplexity_for_predicted_ms_per_token(corpus, tmp_path):
+    from eftnas_deploy.core.decoder_family import DecoderGeometry
+    from eftnas_deploy.search.decoder import decoder_search_space, exportable, search_decoder
+    from eftnas_deploy.search.searcher import SearchConfig
+    from latency_lut.decoder_table import check_exportable
+
+    tokenizer, _, held_out = corpus
+    supernet = tiny_supernet("llama", tokenizer)
+    _trainer(supernet, corpus, tmp_path / "train", max_steps=15).train()
+    geometry = DecoderGeometry.from_config(supernet.model.config)
+    space = decoder_search_space(geometry, ffn_widths=[96, 48, 0])
+
+    def ms_per_token(s):  # a stand-in for a decoder LUT's prediction: fixed part + blocks
+        return 1.0 + sum(0.5 for h in s.heads if h) + sum(f / 96 for f in s.ffn)
+
+    summary = search_decoder(
+        supernet, space, held_out.select(range(8)), tmp_path / "search", SearchConfig(algorithm="random", evals=12),
+        latency={"ms_per_token": ms_per_token}, max_ms_per_token=3.0, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    chosen = SubnetConfig.from_dict(summary["chosen"]["subnet"])
+    assert chosen == exportable(chosen) and ms_per_token(chosen) <= 3.0
+    assert check_exportable(geometry, chosen) == geometry.num_kv_heads
+    assert summary["chosen"]["perplexity"] == pytest.approx(_ppl_rows(supernet, tokenizer, held_out, chosen), rel=1e-6)
+    front = summary["front"]
+    assert [p["ms_per_token"] for p in front] == sorted(p["ms_per_token"] for p in front)
+    assert all(any(p["subnet"]["heads"]) for p in front)  # a sub-network that builds no layer does not export
+    assert (tmp_path / "search" / "perplexity_vs_latency.png").is_file()
+    with pytest.raises(EftnasError, match=r"budget: .* below the smallest"):
+        search_decoder(supernet, space, held_out.select(range(4)), tmp_path / "s2", SearchConfig(evals=2),
+                       latency={"ms_per_token": ms_per_token}, max_ms_per_token=0.5)  # fmt: skip
+
+
+def _ppl_rows(supernet, tokenizer, rows, subnet) -> float:
+    return perplexity(supernet, subnet, rows.select(range(8)), pad_token_id=tokenizer.pad_token_id)["perplexity"]
