@@ -37,9 +37,15 @@ def check_uniform_attention(config: Any) -> int:
 
 
 def export_decoder_openvino(
-    sliced_dir: str | Path, out_dir: str | Path, int8: bool = False, metadata: dict[str, Any] | None = None
+    sliced_dir: str | Path,
+    out_dir: str | Path,
+    int8: bool = False,
+    metadata: dict[str, Any] | None = None,
+    weights: str | None = None,
 ) -> Path:
-    """Export a sliced decoder directory to a stateful IR (FP32 weights, or INT8 via `nncf.compress_weights`)."""
+    """Export a sliced decoder directory to a stateful IR: FP32 weights, or `weights` "int8" / "int4"
+    (`nncf.compress_weights`: INT8 per channel, INT4 in groups of 128 with NNCF's ADJUST fallback; mode and
+    group size recorded in the IR's rt_info). `int8=True` is `weights="int8"`."""
     from optimum.exporters.openvino import main_export
 
     config = check_decoder_dir(sliced_dir)  # its auto_map names only the toolkit's modeling file
@@ -51,10 +57,13 @@ def export_decoder_openvino(
     import openvino as ov
 
     model = ov.Core().read_model(str(xml))
-    if int8:
-        import nncf
+    weights = weights or ("int8" if int8 else "fp32")
+    if weights != "fp32":
+        from exporters.weights import WEIGHT_MODES, compress_model
 
-        model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
-        info["weights"] = "int8"
+        if f"{weights}-weights" not in WEIGHT_MODES:
+            raise EftnasError(f"weights: {weights!r} is not one of ('fp32', 'int8', 'int4')")
+        model, report = compress_model(model, WEIGHT_MODES[f"{weights}-weights"])
+        info |= {"weights": weights, "weight_compression": report}
     save_with_metadata(model, xml, info)
     return xml

@@ -38,19 +38,10 @@ def ir_size_bytes(xml: str | Path) -> int:
     return sum(p.stat().st_size for p in (xml, xml.with_suffix(".bin")) if p.is_file())
 
 
-def compress_weights_openvino(
-    ov_dir: str | Path,
-    out_dir: str | Path,
-    mode: WeightMode,
-    evaluation: LabeledExamples | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Write a weight-compressed copy of an FP32 IR directory; return what was done and the score before/after."""
+def compress_model(model: Any, mode: WeightMode) -> tuple[Any, dict[str, Any]]:
+    """`nncf.compress_weights` of an `ov.Model` in `mode`; (compressed model, what was done)."""
     import nncf
-    import openvino as ov
 
-    ov_dir, out_dir = Path(ov_dir), Path(out_dir)
-    model = ov.Core().read_model(str(ov_dir / IR_FILE))
     kwargs: dict[str, Any] = {"mode": getattr(nncf.CompressWeightsMode, mode.nncf_mode)}
     if mode.group_size is not None:
         kwargs |= {
@@ -60,12 +51,7 @@ def compress_weights_openvino(
                 group_size_fallback_mode=nncf.GroupSizeFallbackMode.ADJUST
             ),
         }
-    compressed = nncf.compress_weights(model, **kwargs)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for item in ov_dir.iterdir():
-        if item.is_file() and not item.name.startswith("openvino_model."):
-            shutil.copy2(item, out_dir / item.name)
-    report: dict[str, Any] = {
+    report = {
         "method": "nncf.compress_weights",
         "nncf_version": nncf.__version__,
         "mode": mode.nncf_mode,
@@ -74,6 +60,25 @@ def compress_weights_openvino(
         "ratio": 1.0,
         "activations": "floating point (weights decompressed at run time)",
     }
+    return nncf.compress_weights(model, **kwargs), report
+
+
+def compress_weights_openvino(
+    ov_dir: str | Path,
+    out_dir: str | Path,
+    mode: WeightMode,
+    evaluation: LabeledExamples | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write a weight-compressed copy of an FP32 IR directory; return what was done and the score before/after."""
+    import openvino as ov
+
+    ov_dir, out_dir = Path(ov_dir), Path(out_dir)
+    compressed, report = compress_model(ov.Core().read_model(str(ov_dir / IR_FILE)), mode)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for item in ov_dir.iterdir():
+        if item.is_file() and not item.name.startswith("openvino_model."):
+            shutil.copy2(item, out_dir / item.name)
     report |= compare_scores(ov_dir / IR_FILE, compressed, evaluation, name="compressed")
     save_with_metadata(compressed, out_dir / IR_FILE, (metadata or {}) | {"weight_compression": report})
     report["size_bytes"] = {"fp32": ir_size_bytes(ov_dir / IR_FILE), "compressed": ir_size_bytes(out_dir / IR_FILE)}

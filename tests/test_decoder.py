@@ -240,6 +240,13 @@ def test_openvino_stateful_export_generates_like_pytorch(tmp_path, kind):
     assert (logits - ref).abs().max() < 0.1 * ref.abs().max()
     assert greedy(int8_model, batch).shape == ref_tokens.shape
 
+    int4_xml = export_decoder_openvino(sliced, tmp_path / "ov4", weights="int4")
+    recorded = read_metadata(int4_xml)
+    assert recorded["weights"] == "int4" and recorded["weight_compression"]["group_size"] == 128
+    assert int4_xml.with_suffix(".bin").stat().st_size < int8_xml.with_suffix(".bin").stat().st_size
+    int4_model = OVModelForCausalLM.from_pretrained(tmp_path / "ov4", ov_config=f32)
+    assert greedy(int4_model, batch).shape == ref_tokens.shape
+
 
 def test_openvino_export_refuses_per_layer_attention(tmp_path):
     from exporters.openvino_decoder import export_decoder_openvino
