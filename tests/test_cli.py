@@ -14,7 +14,13 @@ def test_slice_and_cost_commands(tmp_path, capsys):
     capsys.readouterr()
     assert main(["cost", "--model", str(tmp_path / "sn"), "--subnet", str(tmp_path / "s.json"), "--seq-len", "16"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert 0 < result["macs_fraction"] < 1
+    assert 0 < result["macs_fraction"] < 1 and "adapter_params" not in result
+    ranks = SubnetConfig(heads=[1, 0, 2], ffn=[8, 16, 0], lora_qkv=[4, 0, 2], lora_up=[4, 4, 4], lora_down=[0, 0, 4])
+    ranks.save(tmp_path / "r.json")
+    assert main(["cost", "--model", str(tmp_path / "sn"), "--subnet", str(tmp_path / "r.json"), "--seq-len", "16"]) == 0
+    with_ranks = json.loads(capsys.readouterr().out)
+    assert with_ranks["params"] == result["params"] and with_ranks["macs"] == result["macs"]  # merged: free
+    assert with_ranks["adapter_params"] > 0
 
 
 def test_bad_subnet_file_gives_clear_error(tmp_path, capsys):

@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from eftnas_deploy.families.sources import check_task_head, model_config
+    from eftnas_deploy.search.outputs import deployed
     from latency_lut.config import check_seq_len, max_seq_len
 
     config = model_config(args.model, "model")
@@ -37,9 +38,11 @@ def run(args: argparse.Namespace) -> int:
         "subnet": subnet.to_dict(),
         "macs": macs,
         "macs_fraction": macs / count_macs(full, geometry, seq_len, args.batch),
-        "params": count_params(subnet, geometry),
+        "params": count_params(deployed(subnet), geometry),  # merged LoRA adapters add nothing to the model
         "seq_len": seq_len,
         "batch": args.batch,
     }
+    if deployed(subnet) != subnet:  # ranks given: the sub-adapter's trainable parameters, apart
+        result["adapter_params"] = count_params(subnet, geometry) - result["params"]
     print(json.dumps(result, indent=2))
     return 0
