@@ -184,6 +184,19 @@ def _onnx_dim_params(path: str | Path) -> list[list[str | None]]:
     ]
 
 
+def ort_session_options(threads: int) -> Any:
+    """The toolkit's ONNX Runtime CPU options: `threads` intra-op threads, sequential, all graph optimizations."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return options
+
+
 def load_onnx(path: str | Path, spec: RuntimeSpec, static_shape: Sequence[int] | None = None) -> CompiledModel:
     """An ONNX Runtime CPU session with `spec.threads` intra-op threads, sequential execution.
 
@@ -192,12 +205,7 @@ def load_onnx(path: str | Path, spec: RuntimeSpec, static_shape: Sequence[int] |
     import onnxruntime as ort
 
     check_threads(spec.threads)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = spec.threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
+    options = ort_session_options(spec.threads)
     if static_shape is not None:
         for dims in _onnx_dim_params(path):
             for name, size in zip(dims, static_shape):

@@ -49,6 +49,7 @@ from exporters.runtime import (
     TimingStats,
     check_threads,
     openvino_config,
+    ort_session_options,
     runtime_version,
     summarize,
 )
@@ -256,12 +257,7 @@ class OnnxDecoder(DecoderRunner):
         import onnxruntime as ort
 
         super().__init__(spec, vocab_size, seed)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = spec.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
+        options = ort_session_options(spec.threads)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.outputs = [o.name for o in self.session.get_outputs()]
