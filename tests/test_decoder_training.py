@@ -8,7 +8,6 @@ import random
 
 import pytest
 import torch
-from transformers import TrainerCallback
 
 from eftnas_deploy.core.errors import EftnasError, SearchSpaceError
 from eftnas_deploy.core.space import SearchSpace
@@ -24,6 +23,7 @@ from eftnas_deploy.evaluation.perplexity import perplexity
 from eftnas_deploy.supernet.decoder import DecoderSuperNetwork, build_decoder
 from eftnas_deploy.training import KDConfig, SuperNetTrainer, training_arguments
 from eftnas_deploy.training.distill import next_token_positions, token_distill_term
+from tests.training_utils import StopAt
 
 TINY = dict(num_layers=2, num_heads=4, num_kv_heads=2, hidden_size=64, intermediate_size=96)
 BLOCK = 32
@@ -151,16 +151,6 @@ def test_decoder_space_is_validated_and_rkd_refused(corpus, tmp_path):
         _trainer(supernet, corpus, tmp_path, kd=KDConfig(rkd_weight=1.0))
 
 
-class _StopAt(TrainerCallback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-        return control
-
-
 def test_resume_matches_uninterrupted_run(corpus, tmp_path):
     args = dict(max_steps=6, save_strategy="steps", save_steps=3, seed=7)
     tokenizer = corpus[0]
@@ -169,7 +159,7 @@ def test_resume_matches_uninterrupted_run(corpus, tmp_path):
 
     interrupted = tiny_supernet("qwen2", tokenizer, seed=1)
     first = _trainer(interrupted, corpus, tmp_path / "run", **args)
-    first.add_callback(_StopAt(3))
+    first.add_callback(StopAt(3))
     first.train()
     assert first.state.global_step == 3 and (tmp_path / "run" / "checkpoint-3").is_dir()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import TrainerCallback
 
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.training import (
@@ -17,7 +16,7 @@ from eftnas_deploy.training import (
 )
 from eftnas_deploy.training.distill import distill_term
 from tests.conftest import SHARED_DATA
-from tests.training_utils import mean_task_loss, small_space, sst2_split, tiny_supernet, tokenizer
+from tests.training_utils import StopAt, mean_task_loss, small_space, sst2_split, tiny_supernet, tokenizer
 
 pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data not found")
 
@@ -94,16 +93,6 @@ def test_sampler_is_deterministic_and_validates():
         SubnetSampler(space, "bogus")
 
 
-class _StopAt(TrainerCallback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-        return control
-
-
 def test_resume_matches_uninterrupted_run(split, tmp_path):
     args = dict(max_steps=6, save_strategy="steps", save_steps=3, seed=7)
     reference = tiny_supernet(seed=1)
@@ -111,7 +100,7 @@ def test_resume_matches_uninterrupted_run(split, tmp_path):
 
     interrupted = tiny_supernet(seed=1)
     first = _trainer(interrupted, split, tmp_path / "run", **args)
-    first.add_callback(_StopAt(3))
+    first.add_callback(StopAt(3))
     first.train()
     assert first.state.global_step == 3 and (tmp_path / "run" / "checkpoint-3").is_dir()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, TrainerCallback
 
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
@@ -58,3 +58,15 @@ def mean_task_loss(supernet: SuperNetwork, subnet: SubnetConfig, split, batch_si
             n += len(chunk)
     model.train(was_training)
     return total / n
+
+
+class StopAt(TrainerCallback):
+    """Stops a Trainer after global step `step` (a kill between checkpoints, for resume tests)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+        return control
