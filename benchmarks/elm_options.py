@@ -16,6 +16,12 @@ Per seed, the teacher and importance stages are shared by every variant and stag
 
     python benchmarks/elm_options.py                 # hours on 2 cores
     python benchmarks/elm_options.py --quick         # minutes: a smoke run of the same code
+
+`--default-from runs/bench_real_sst2` reads the default variant's first seed from a finished
+`real_checkpoint.py` run (the same config) and seeds every variant's teacher and importance stages from it;
+`--fractions 0.25 0.5` runs the 25% budget first (the super-network is trained there and shared by 50%).
+Several processes with disjoint `--variants` and `--keep` can share one `--work`; a last run with every
+variant and `--keep` only collects the finished runs.
 """
 
 from __future__ import annotations
@@ -34,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from real_checkpoint import FRACTIONS, SEQ_LEN, SHARED_STAGES, TASKS, minilm_path, pipeline_config
 
-from eftnas_deploy.app.pipeline.config import PipelineConfig, set_dotted
+from eftnas_deploy.app.pipeline.config import PipelineConfig, load_config, set_dotted
 from eftnas_deploy.app.pipeline.context import EXPORT, IMPORTANCE, SEARCH, SPACE, TEACHER
-from eftnas_deploy.app.pipeline.runner import STATE_FILE, open_run_dir, read_state, run_pipeline
+from eftnas_deploy.app.pipeline.runner import CONFIG_FILE, STATE_FILE, open_run_dir, read_state, run_pipeline
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.io import read_json, write_json
 from eftnas_deploy.core.subnet import SubnetConfig
@@ -62,8 +68,12 @@ DEFAULT_VARIANTS = ("default", "pca", "cka", "rkd", "all")
 
 def variant_config(args, spec: dict, variant: str, fraction: float, full_macs: float, steps: int, seed: int):
     """real_checkpoint.py's pipeline config for `fraction` and `seed`, the variant's keys on top."""
-    base = argparse.Namespace(**{**vars(args), "seed": seed})
-    data = pipeline_config(base, spec, fraction, full_macs, steps).to_dict()
+    if args.default_from is not None:  # the default run's own config, so variants differ by their keys only
+        data = load_config(args.default_from / f"pick_{int(fraction * 100)}" / CONFIG_FILE).to_dict()
+        data["seed"] = seed
+    else:
+        base = argparse.Namespace(**{**vars(args), "seed": seed})
+        data = pipeline_config(base, spec, fraction, full_macs, steps).to_dict()
     data["export"]["formats"] = ["pytorch"]
     for key, value in VARIANTS[variant].items():
         set_dotted(data, key, value)
@@ -86,7 +96,7 @@ def run_variant(args, spec: dict, variant: str, seed: int, full_macs: float, ste
     """Both budgets of one variant and seed; returns {fraction: run dir}. `shared`: a run with stages 1-2."""
     dirs = {}
     first: Path | None = None
-    for fraction in FRACTIONS:
+    for fraction in args.fractions:
         config = variant_config(args, spec, variant, fraction, full_macs, steps, seed)
         run_dir = args.work / f"seed{seed}" / variant / f"pick_{int(fraction * 100)}"
         if first is not None:
@@ -141,13 +151,15 @@ def plot(path: Path, result: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(FRACTIONS), figsize=(10, 4), dpi=110, sharey=True)
     summary = result["summary"]
     variants = list(summary)
+    fractions = sorted(summary["default"], key=float, reverse=True)
+    fig, axes = plt.subplots(1, len(fractions), figsize=(5 * len(fractions), 4), dpi=110, sharey=True, squeeze=False)
+    axes = axes[0]
     teacher = 100 * result["teacher_dev"]
-    lows = [100 * summary[v][f]["min"] for v in variants for f in map(str, FRACTIONS)]
-    highs = [100 * summary[v][f]["max"] for v in variants for f in map(str, FRACTIONS)]
-    for ax, fraction in zip(axes, map(str, FRACTIONS)):
+    lows = [100 * summary[v][f]["min"] for v in variants for f in fractions]
+    highs = [100 * summary[v][f]["max"] for v in variants for f in fractions]
+    for ax, fraction in zip(axes, fractions):
         means = [100 * summary[v][fraction]["mean"] for v in variants]
         ax.bar(range(len(variants)), means, color=["#888888"] + ["#2a9d55"] * (len(variants) - 1))
         for x, v in enumerate(variants):
@@ -173,6 +185,8 @@ def main() -> None:
     parser.add_argument("--search-evals", type=int, default=120)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(DEFAULT_VARIANTS))
+    parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS), help="MAC budgets, in order")
+    parser.add_argument("--default-from", type=Path, default=None, help="a real_checkpoint.py work dir (pick_NN)")
     parser.add_argument("--quick", action="store_true", help="small data and steps: a smoke run of the same code")
     parser.add_argument("--work", type=Path, default=None, help="run dirs (default: runs/bench_elm_<task>)")
     parser.add_argument("--keep", action="store_true", help="reuse finished pipeline stages in --work")
@@ -192,15 +206,18 @@ def main() -> None:
     geometry = ModelGeometry.from_config(load_teacher(minilm_path(), task).config, task=task.model_task)
     full_macs = count_macs(SubnetConfig.full(geometry), geometry, seq_len=SEQ_LEN)
     steps = math.ceil(0.9 * (spec["train_rows"] if not args.quick else 1200) / 32)
-    picks: dict[str, dict[str, dict[str, Any]]] = {v: {str(f): {} for f in FRACTIONS} for v in args.variants}
+    picks: dict[str, dict[str, dict[str, Any]]] = {v: {str(f): {} for f in args.fractions} for v in args.variants}
     for seed in args.seeds:
         shared = None
         for variant in args.variants:
-            dirs = run_variant(args, spec, variant, seed, full_macs, steps, shared)
-            shared = shared or dirs[FRACTIONS[0]]
+            if variant == "default" and seed == args.seeds[0] and args.default_from is not None:
+                dirs = {f: args.default_from / f"pick_{int(f * 100)}" for f in args.fractions}
+            else:
+                dirs = run_variant(args, spec, variant, seed, full_macs, steps, shared)
+            shared = shared or dirs[args.fractions[0]]
             for fraction, run_dir in dirs.items():
                 picks[variant][str(fraction)][str(seed)] = pick_summary(run_dir, geometry, full_macs)
-    first = picks["default"][str(FRACTIONS[0])][str(args.seeds[0])]
+    first = picks["default"][str(args.fractions[0])][str(args.seeds[0])]
     extra = "" if tuple(args.variants) == DEFAULT_VARIANTS else "_" + "-".join(args.variants)
     name = f"elm_options_{args.task}{extra}{'_quick' if args.quick else ''}"
     result = {
@@ -213,6 +230,7 @@ def main() -> None:
         "settings": {
             k: getattr(args, k) for k in ("teacher_epochs", "supernet_steps", "finetune_steps", "search_evals", "seeds")
         },
+        "default_from": None if args.default_from is None else str(args.default_from),
         "teacher_dev": first["teacher_dev"],
         "summary": summarise(picks),
         "picks": picks,
