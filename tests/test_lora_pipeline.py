@@ -119,6 +119,26 @@ def test_run_flags_reach_the_config(capsys):
     assert code == 2 and "lora.rank_choices: [8] outside [0, max_rank 4]" in capsys.readouterr().err
 
 
+def test_method_presets_sit_beneath_the_file_flags_and_set(tmp_path, monkeypatch):
+    from eftnas_deploy.app.commands.run import METHOD_NAMES
+    from eftnas_deploy.app.pipeline.config import METHODS, load_config, method_overrides
+
+    assert METHOD_NAMES == tuple(METHODS)
+    preset = method_overrides("shears", {"sparsity.target": "2:4"}, {"lora": {"elastic_widths": True}})
+    assert preset == {"supernet.adapters": "lora", "sparsity.method": "wanda"}
+    config = load_config(None, {**method_overrides("shears", {}, {}), "model.name": "x"})
+    assert (config.supernet.adapters, config.sparsity.method, config.sparsity.target) == ("lora", "wanda", 0.5)
+    assert config.lora.elastic_widths is False
+    with pytest.raises(EftnasError, match=r"^method: 'sqft' is not one of"):
+        method_overrides("sqft", {}, {})
+    seen = {}
+    monkeypatch.setattr("eftnas_deploy.app.pipeline.runner.run_pipeline", lambda c, **k: seen.setdefault("c", c))
+    (tmp_path / "run.yaml").write_text("data: {task: sst2}\nmodel: {name: x}\nsparsity: {target: 0.6}\n")
+    assert main(["run", "--config", str(tmp_path / "run.yaml"), "--method", "shears", "--set", "seed=3"]) == 0
+    config = seen["c"]
+    assert (config.sparsity.method, config.sparsity.target, config.seed) == ("wanda", 0.6, 3)  # the file's 0.6 wins
+
+
 # -- the width + rank super-network ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("model_type", ["bert", "distilbert"])
 @pytest.mark.parametrize("pruned", [False, True])

@@ -26,6 +26,9 @@ FLAGS = {
 }
 
 
+METHOD_NAMES = ("eftnas", "lonas", "nls", "shears")  # pipeline.config.METHODS' keys (kept out: no config import)
+
+
 def _ranks(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
@@ -60,6 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--evals", type=int, help="search evaluations")
     p.add_argument("--seed", type=int)
     p.add_argument(
+        "--method",
+        choices=METHOD_NAMES,
+        help="a named method: eftnas (train every weight), lonas (LoRA super-adapters + elastic widths), nls "
+        "(elastic-rank LoRA on full widths), shears (nls on a Wanda 50%% sparse base); the config file, flags "
+        "and --set still win for any key they set",
+    )
+    p.add_argument(
         "--adapters", choices=("none", "lora"), help="lora: LoRA super-adapters on a frozen base (LoNAS/NLS)"
     )
     p.add_argument("--lora-max-rank", type=int, help="rank of the LoRA super-adapter")
@@ -74,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eftnas_deploy.app.pipeline.config import load_config, parse_assignments
+    from eftnas_deploy.app.pipeline.config import load_config, method_overrides, parse_assignments
     from eftnas_deploy.app.pipeline.resolved import check_config_file, describe_sources
     from eftnas_deploy.app.pipeline.runner import run_pipeline
 
@@ -82,9 +92,11 @@ def run(args: argparse.Namespace) -> int:
     sets = parse_assignments(args.set)
     overrides.update(sets)
     file_data = check_config_file(args.config, overrides) if args.config else {}
-    config = load_config(args.config, overrides)
+    preset = method_overrides(args.method, overrides, file_data) if args.method else {}
+    config = load_config(args.config, {**preset, **overrides})
     if args.config:  # what the file set, what flags changed, and which sections are defaults only
         flags = {key: f"--{flag.replace('_', '-')}" for flag, key in FLAGS.items() if getattr(args, flag) is not None}
+        flags.update({key: f"--method {args.method}" for key in preset})
         lines = describe_sources(config, file_data, str(args.config), flags, set(sets))
         print("resolved config (values that are not defaults, with their source):\n" + "\n".join(lines), flush=True)
     run_pipeline(config, overwrite=args.overwrite)

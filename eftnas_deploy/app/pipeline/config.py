@@ -35,6 +35,19 @@ OBJECTIVES = ("latency", "macs", "params")
 SELECTIONS = ("most-accurate", "cheapest-within-delta")
 FFN_BOUNDS = ("importance", "pca")
 ADAPTERS = ("none", "lora")  # supernet.adapters: train every weight (none), or LoRA super-adapters on a frozen base
+# Named methods (`run --method`): the keys each one sets, beneath whatever a config file, flag or --set gives.
+# SQFT (quantization-aware merge) is not a pipeline method yet: see eftnas_deploy.lora.sqft.
+METHODS: dict[str, dict[str, Any]] = {
+    "eftnas": {"supernet.adapters": "none", "sparsity.method": "none"},
+    "lonas": {"supernet.adapters": "lora", "lora.elastic_widths": True, "sparsity.method": "none"},
+    "nls": {"supernet.adapters": "lora", "lora.elastic_widths": False, "sparsity.method": "none"},
+    "shears": {
+        "supernet.adapters": "lora",
+        "lora.elastic_widths": False,
+        "sparsity.method": "wanda",
+        "sparsity.target": 0.5,
+    },
+}
 SPARSITY_METHODS = ("none", "wanda")
 SAMPLINGS = ("space", "budget")  # supernet.sampling
 LORA_GROUP_NAMES = ("lora_qkv", "lora_up", "lora_down")  # eftnas_deploy.core.dimensions.LORA_DIMENSIONS
@@ -467,6 +480,22 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
     return PipelineConfig.from_dict(data)
+
+
+def method_overrides(method: str, given: dict[str, Any], file_data: dict[str, Any]) -> dict[str, Any]:
+    """`method`'s keys that neither the command line (`given`, dotted) nor the config file (`file_data`) set."""
+    if method not in METHODS:
+        raise EftnasError(f"method: {method!r} is not one of {tuple(METHODS)}")
+
+    def in_file(key: str) -> bool:
+        node: Any = file_data
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    return {k: v for k, v in METHODS[method].items() if k not in given and not in_file(k)}
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
