@@ -123,7 +123,7 @@ def test_method_presets_sit_beneath_the_file_flags_and_set(tmp_path, monkeypatch
     from eftnas_deploy.app.commands.run import METHOD_NAMES
     from eftnas_deploy.app.pipeline.config import METHODS, load_config, method_overrides
 
-    assert METHOD_NAMES == tuple(METHODS)
+    assert tuple(METHODS) == METHOD_NAMES
     preset = method_overrides("shears", {"sparsity.target": "2:4"}, {"lora": {"elastic_widths": True}})
     assert preset == {"supernet.adapters": "lora", "sparsity.method": "wanda"}
     config = load_config(None, {**method_overrides("shears", {}, {}), "model.name": "x"})

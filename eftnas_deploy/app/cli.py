@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "export a sub-network as a deployment bundle (ONNX, OpenVINO, INT8)",
     ),
     "benchmark": ("eftnas_deploy.app.commands.benchmark", "time a deployment bundle (median/p90 latency, throughput)"),
+    "decoder": (
+        "eftnas_deploy.app.commands.decoder",
+        "decoder LLM (Llama/Qwen2): elastic super-network → ms/token search → stateful OpenVINO IR, resumable",
+    ),
 }
 ALL = "*"
 

@@ -90,8 +90,17 @@ def search_decoder(
             scores[subnet] = result["perplexity"]
         return scores[subnet]
 
+    floor = exportable(cheapest_built(space))
+
     def cost(name: str) -> Callable[[SubnetConfig], float]:
-        return lambda subnet: latency[name](exportable(subnet))
+        """The predictor on the deployed sub-network; one that builds no layer (infeasible, see `violation`)
+        is costed as the cheapest that builds one, since a LUT cannot price a model that does not export."""
+
+        def predict(subnet: SubnetConfig) -> float:
+            subnet = exportable(subnet)
+            return latency[name](subnet if any(subnet.heads) else floor)
+
+        return predict
 
     def violation(subnet: SubnetConfig) -> float:
         """≤ 1 when feasible: within every budget, and at least one layer built (else nothing exports)."""

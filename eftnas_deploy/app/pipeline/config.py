@@ -446,22 +446,13 @@ class PipelineConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
         """Build and validate; every bad field is reported at once."""
-        try:
-            config = _ADAPTER.validate_python(data)
-            errors = _problems(config, "")
-        except ValidationError as exc:
-            config, errors = None, _all_problems(data, exc)
-        if len(errors) == 1:
-            raise EftnasError(f"invalid pipeline config: {errors[0]}")
-        if errors:
-            raise EftnasError("invalid pipeline config:\n  " + "\n  ".join(errors))
-        return config
+        return validate_config(cls, data)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-_ADAPTER = TypeAdapter(PipelineConfig)
+_WHAT = {PipelineConfig: "pipeline config"}  # how errors name a root config
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
@@ -549,19 +540,33 @@ def check_section(cls: type, values: dict[str, Any]) -> tuple[Any, list[tuple[st
     return section, list(section.problems()) if hasattr(section, "problems") else []
 
 
-def _all_problems(data: dict[str, Any], exc: ValidationError) -> list[str]:
+def validate_config(root: type, data: dict[str, Any]) -> Any:
+    """`root` (a dataclass of sections) built from `data`; every problem raised at once in one EftnasError."""
+    try:
+        config = TypeAdapter(root).validate_python(data)
+        errors = _problems(config, "")
+    except ValidationError as exc:
+        config, errors = None, _all_problems(data, exc, root)
+    if len(errors) == 1:
+        raise EftnasError(f"invalid {_WHAT.get(root, 'config')}: {errors[0]}")
+    if errors:
+        raise EftnasError(f"invalid {_WHAT.get(root, 'config')}:\n  " + "\n  ".join(errors))
+    return config
+
+
+def _all_problems(data: dict[str, Any], exc: ValidationError, root: type) -> list[str]:
     """Every problem of an invalid config: its own fields', then each section's (checked on its own, so one
     bad field does not hide the others)."""
-    sections = {n: h for n, h in typing.get_type_hints(PipelineConfig).items() if dataclasses.is_dataclass(h)}
-    out = [_field_error(e) for e in exc.errors() if len(e["loc"]) < 2 or e["loc"][0] not in sections]
+    sections = {n: h for n, h in typing.get_type_hints(root).items() if dataclasses.is_dataclass(h)}
+    out = [
+        "{}: {}".format(*_field_problem(e, root))
+        for e in exc.errors()
+        if len(e["loc"]) < 2 or e["loc"][0] not in sections
+    ]
     for name, cls in sections.items():
         if isinstance(data.get(name, {}), dict):
             out += [f"{name}.{field}: {message}" for field, message in check_section(cls, data.get(name, {}))[1]]
     return out
-
-
-def _field_error(error: Any) -> str:
-    return "{}: {}".format(*_field_problem(error, PipelineConfig))
 
 
 def _field_problem(error: Any, root: type) -> tuple[str, str]:
