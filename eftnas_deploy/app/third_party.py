@@ -20,6 +20,10 @@ WARNINGS: tuple[tuple[str, str, str], ...] = (
 LOG_MESSAGES: dict[str, tuple[str, ...]] = {
     "transformers.configuration_utils": ("`torch_dtype` is deprecated!",),
     "transformers.modeling_utils": ("`torch_dtype` is deprecated!", "`loss_type=None` was set in the config"),
+    # torchao (installed for NNCF's SQFT strip) is imported by transformers when present: it reports its CUDA
+    # kernels as missing on a CPU machine, and registers enums the way torch now deprecates.
+    "torchao": ("Failed to load ",),
+    "torch.utils._pytree": ("<enum ",),
 }
 
 
@@ -29,7 +33,7 @@ class _DropMessages(logging.Filter):
         self.prefixes = prefixes
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefixes)
+        return not record.getMessage().startswith(self.prefixes)
 
 
 def _category(name: str) -> type[Warning]:
