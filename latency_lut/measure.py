@@ -188,7 +188,9 @@ def fit_overhead(table: LatencyTable, subnets: list[SubnetConfig], measured_us: 
     share of held-out sub-networks within ±3% from 0.70 to 0.86 on ONNX Runtime, 0.65 to 0.84 on OpenVINO);
     it is kept only if predictions still grow with the entries over the calibrated range. A fitted gain
     outside [0.5, 2] means timer noise dominates the calibration (microsecond-sized blocks): then only the
-    constant is fitted, so predictions keep growing with the entries and never turn negative.
+    constant is fitted, so predictions keep growing with the entries. If the correction would send a
+    prediction at half the smallest calibrated entries negative (entries several times the end-to-end time),
+    one gain (measured / entries) replaces it.
     """
     from latency_lut.predict import entries_sum_us
 
@@ -203,11 +205,21 @@ def fit_overhead(table: LatencyTable, subnets: list[SubnetConfig], measured_us: 
             scale, constant = float(fitted_scale), float(fitted_constant)
             if len(subnets) >= MIN_POINTS_FOR_SQUARE:
                 scale, constant, square = _with_square(sums, residual, weights, (scale, constant, 0.0))
+    if len(subnets) and not _positive_below(sums, scale, constant, square):
+        # The entries overstate the end-to-end time several-fold (blocks timed on a loaded machine): an additive
+        # correction that large turns smaller sub-networks' predictions negative. One gain keeps them positive.
+        scale, constant, square = float(np.average(measured / sums, weights=sums / measured)) - 1.0, 0.0, 0.0
     calibration = [
         {"subnet": s.to_dict(), "measured_us": float(m), "entries_us": float(e)}
         for s, m, e in zip(subnets, measured_us, sums)
     ]
     return Overhead(constant_us=float(constant), scale=float(scale), calibration=calibration, square_per_us=square)
+
+
+def _positive_below(sums: np.ndarray, scale: float, constant: float, square: float) -> bool:
+    """Whether predictions stay positive down to half the smallest calibrated entries sum."""
+    low = 0.5 * float(sums.min())
+    return low * (1.0 + scale) + constant + square * low * low > 0
 
 
 def _with_square(
