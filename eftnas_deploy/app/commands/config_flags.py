@@ -78,3 +78,20 @@ def config_from_args(
         field_name, problem = problems[0]
         raise EftnasError(f"{(flags or {}).get(field_name, field_name.replace('_', '-'))}: {problem}")
     return config
+
+
+def add_run_dir_flags(p: argparse.ArgumentParser, set_example: str) -> None:
+    """--out, --set KEY=VALUE (repeatable) and --overwrite: what every resumable run command takes."""
+    p.add_argument("--out", help="run directory (default: the config's `out`)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override any config field, e.g. --set {set_example} (repeatable)")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="start afresh (delete the run dir's contents)")
+
+
+def flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(dotted overrides from the flags that were given and from --set, the --set ones alone)."""
+    from eftnas_deploy.app.pipeline.config import parse_assignments
+
+    sets = parse_assignments(args.set)
+    given = {key: getattr(args, flag) for flag, key in flags.items() if getattr(args, flag) is not None}
+    return {**given, **sets}, sets

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from eftnas_deploy.app.commands.config_flags import add_run_dir_flags, flag_overrides
+
 HELP = "decoder LLM (Llama/Qwen2): elastic super-network → ms/token search → stateful OpenVINO IR, resumable"
 # flag -> dotted config key
 FLAGS = {
@@ -36,20 +38,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--evals", type=int, help="search evaluations")
     p.add_argument("--weights", help="OpenVINO IRs to write: fp32,int8,int4 (comma-separated)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--out", help="run directory (default: the config's `out`)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field, e.g. --set supernet.steps=100 (repeatable)")  # fmt: skip
-    p.add_argument("--overwrite", action="store_true", help="start afresh (delete the run dir's contents)")
+    add_run_dir_flags(p, "supernet.steps=100")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from eftnas_deploy.app.decoder.config import load_decoder_config
     from eftnas_deploy.app.decoder.run import run_decoder
-    from eftnas_deploy.app.pipeline.config import parse_assignments
 
-    overrides = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
-    overrides.update(parse_assignments(args.set))
+    overrides, _ = flag_overrides(args, FLAGS)
     config = load_decoder_config(args.config, overrides)
     report = run_decoder(config, overwrite=args.overwrite)
     chosen = report["chosen"]

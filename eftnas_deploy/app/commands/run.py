@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from eftnas_deploy.app.commands.config_flags import add_run_dir_flags, flag_overrides
+
 # flag -> dotted config key
 FLAGS = {
     "model": "model.name",
@@ -76,21 +78,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lora-ranks", type=_ranks, help="rank choices per layer and group, e.g. 32,24,16")
     p.add_argument("--sparsity", choices=("none", "wanda"), help="prune the teacher before super-adapter training")
     p.add_argument("--sparsity-target", type=_fraction_or_pattern, help="a fraction (0.5) or an N:M pattern (2:4)")
-    p.add_argument("--out", help="run directory (default: the config's `out`)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field, e.g. --set supernet.epochs=2 (repeatable)")  # fmt: skip
-    p.add_argument("--overwrite", action="store_true", help="start afresh (delete the run dir's contents)")
+    add_run_dir_flags(p, "supernet.epochs=2")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from eftnas_deploy.app.pipeline.config import load_config, method_overrides, parse_assignments
+    from eftnas_deploy.app.pipeline.config import load_config, method_overrides
     from eftnas_deploy.app.pipeline.resolved import check_config_file, describe_sources
     from eftnas_deploy.app.pipeline.runner import run_pipeline
 
-    overrides = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
-    sets = parse_assignments(args.set)
-    overrides.update(sets)
+    overrides, sets = flag_overrides(args, FLAGS)
     file_data = check_config_file(args.config, overrides) if args.config else {}
     preset = method_overrides(args.method, overrides, file_data) if args.method else {}
     config = load_config(args.config, {**preset, **overrides})

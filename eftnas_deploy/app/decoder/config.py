@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BeforeValidator, Field
 
 from eftnas_deploy.app.pipeline.config import (
@@ -17,14 +15,12 @@ from eftnas_deploy.app.pipeline.config import (
     OneOf,
     PositiveFloat,
     PositiveInt,
+    RootConfig,
     UnitFraction,
     _names,
-    _plain,
     _section,
-    set_dotted,
-    validate_config,
+    load_config,
 )
-from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.search.decoder import COSTS
 from eftnas_deploy.search.searcher import ALGORITHMS
 from eftnas_deploy.training.sampling import STRATEGIES
@@ -166,7 +162,7 @@ class DecoderExportConfig:
 
 
 @dataclass(frozen=True)
-class DecoderRunConfig:
+class DecoderRunConfig(RootConfig):
     model: DecoderModelConfig = field(default_factory=DecoderModelConfig)
     data: DecoderDataConfig = field(default_factory=DecoderDataConfig)
     importance: DecoderImportanceConfig = field(default_factory=DecoderImportanceConfig)
@@ -181,33 +177,10 @@ class DecoderRunConfig:
     def problems(self) -> list[tuple[str, str]]:
         return [] if self.out else [("out", "a run directory is required")]
 
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DecoderRunConfig:
-        return validate_config(cls, data)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-
 
 _WHAT[DecoderRunConfig] = "decoder config"
 
 
 def load_decoder_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> DecoderRunConfig:
     """A decoder config from YAML (or the defaults) with dotted-key overrides on top."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise EftnasError(f"config: {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise EftnasError(f"config: {path} is not valid YAML ({exc})") from exc
-        if not isinstance(data, dict):
-            raise EftnasError(f"config: {path} must hold a mapping of sections")
-    for key, value in (overrides or {}).items():
-        set_dotted(data, key, value)
-    return DecoderRunConfig.from_dict(data)
+    return load_config(path, overrides, root=DecoderRunConfig)

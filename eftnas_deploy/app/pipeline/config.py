@@ -403,8 +403,23 @@ class SparsitySettings:
 
 
 @_section
+class RootConfig:
+    """A whole config of sections: validated from a dict (every problem at once), saved as YAML."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Build and validate; every bad field is reported at once."""
+        return validate_config(cls, data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
 @dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(RootConfig):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -440,23 +455,14 @@ class PipelineConfig:
             )  # fmt: skip
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
-        """Build and validate; every bad field is reported at once."""
-        return validate_config(cls, data)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-
 
 _WHAT = {PipelineConfig: "pipeline config"}  # how errors name a root config
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """A config from a YAML file (or the defaults) with dotted-key overrides applied on top."""
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None, root: type | None = None
+) -> Any:
+    """A config (`root`, default PipelineConfig) from a YAML file or the defaults, dotted-key overrides on top."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -470,7 +476,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise EftnasError(f"config: {path} must hold a mapping of sections")
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
-    return PipelineConfig.from_dict(data)
+    return validate_config(root or PipelineConfig, data)
 
 
 def method_overrides(method: str, given: dict[str, Any], file_data: dict[str, Any]) -> dict[str, Any]:
