@@ -51,6 +51,16 @@ def test_bad_fields_are_all_named_before_any_work(tmp_path):
         load_decoder_config(None, {**_config(tmp_path), "search": {"max_fraction": 0.5, "max_ms_per_token": 3.0}})
 
 
+def test_preflight_refuses_what_would_fail_after_training(tmp_path):
+    from eftnas_deploy.app.decoder.config import DecoderRunConfig
+    from eftnas_deploy.app.decoder.run import run_decoder
+
+    config = DecoderRunConfig.from_dict(_config(tmp_path, space={"kv_groups": 3}))
+    with pytest.raises(EftnasError, match=r"space.kv_groups: 3 > the model's 2 KV groups"):
+        run_decoder(config)
+    assert not (tmp_path / "run").exists()  # refused before the run directory was made
+
+
 @pytest.mark.integration
 def test_a_tiny_llama_runs_to_stateful_openvino_and_resumes(tmp_path, capsys):
     path = tmp_path / "decoder.yaml"

@@ -299,6 +299,7 @@ STAGES: dict[str, Callable[[DecoderRun, Path], dict[str, Any]]] = {
 def run_decoder(config: DecoderRunConfig, overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume) every stage in `config.out`; returns the report (also report.json / report.md there)."""
     run_dir = Path(config.out)
+    preflight(config)
     with exclusive_dir(run_dir, "out"):
         _open(config, run_dir, overwrite)
         run = DecoderRun(config, run_dir)
@@ -319,6 +320,30 @@ def run_decoder(config: DecoderRunConfig, overwrite: bool = False) -> dict[str, 
         from eftnas_deploy.app.decoder.report import write_decoder_report
 
         return write_decoder_report(run_dir, config, state)
+
+
+def preflight(config: DecoderRunConfig) -> None:
+    """Checks against the model and the LUT file that need no training: KV groups, the family, the LUT's
+    geometry and lengths (a mismatch would otherwise surface after super-network training)."""
+    from transformers import AutoConfig
+
+    from eftnas_deploy.core.decoder_family import DecoderGeometry
+
+    geometry = None
+    if config.model.name:
+        geometry = DecoderGeometry.from_config(AutoConfig.from_pretrained(config.model.name))
+        kv_heads = geometry.num_kv_heads
+    else:
+        options = config.model.from_config or {}
+        kv_heads = options.get("num_kv_heads", options.get("num_heads"))
+    groups = config.space.kv_groups
+    if groups is not None and kv_heads is not None and groups > kv_heads:
+        raise EftnasError(f"space.kv_groups: {groups} > the model's {kv_heads} KV groups")
+    if config.lut.file:  # a model built from a config has its vocabulary (part of the geometry) only later
+        from latency_lut.decoder_table import DecoderLatencyTable
+
+        lut = config.lut
+        DecoderLatencyTable.load(lut.file).check(geometry, prompt_len=lut.prompt_len, new_tokens=lut.new_tokens)
 
 
 def _open(config: DecoderRunConfig, run_dir: Path, overwrite: bool) -> None:
