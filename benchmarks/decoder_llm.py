@@ -150,6 +150,37 @@ def speedups(
     return {"subnets": rows, "int8_vs_f32": int8, "compiled": compiled}
 
 
+def weight_formats(geometry: DecoderGeometry, cfg: dict[str, Any], threads: int, clock: str) -> dict[str, Any]:
+    """The full model's generation with f32, INT8 and INT4 weights (`export_decoder_openvino(weights=...)`, f32
+    inference precision), timed interleaved."""
+    from eftnas_deploy.supernet.decoder_slicing import save_sliced_decoder
+    from exporters.openvino_decoder import export_decoder_openvino
+
+    supernet = random_decoder_supernet(geometry, tie_word_embeddings=True)
+    subnet = geometry.full_subnet()
+    with tempfile.TemporaryDirectory(prefix="decoder-weights-") as tmp:
+        sliced = save_sliced_decoder(slice_decoder(supernet, subnet), Path(tmp) / "sliced")
+        decoders: dict[str, DecoderRunner] = {}
+        for weights in ("fp32", "int8", "int4"):
+            xml = export_decoder_openvino(sliced, Path(tmp) / weights, weights=weights)
+            # bf16 inference precision is not timed: compiling this stateful IR with it ended the process with a
+            # floating point exception (SIGFPE) on this CPU (OpenVINO 2026.4).
+            decoders[weights] = open_decoder(xml, RuntimeSpec("openvino", threads, "f32"), geometry.vocab_size)
+        sizes = {w: sum(f.stat().st_size for f in (Path(tmp) / w).iterdir()) / 2**20 for w in ("fp32", "int8", "int4")}
+        measured = interleaved_generation(decoders, cfg["prompt_len"], cfg["new_tokens"], cfg["rounds"], clock)
+        compiled = {name: d.properties() for name, d in decoders.items()}
+    base = measured["fp32"]
+    return {
+        name: {
+            "inference_precision": compiled[name].get("inference_precision_hint"),
+            "ir_mb": round(sizes[name], 1),
+            **{f"{p}_ms": row[p]["median_us"] / 1e3 for p in PHASES},
+            **{f"{p}_speedup_vs_fp32": base[p]["median_us"] / row[p]["median_us"] for p in PHASES},
+        }
+        for name, row in measured.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small geometry, short prompt (minutes)")
@@ -157,10 +188,22 @@ def main() -> None:
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runtime", choices=["openvino", "onnxruntime"], default="openvino")
+    parser.add_argument("--weights-only", action="store_true", help="only time the full model's weight formats")
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"
     cfg = dict(SETTINGS[mode], **({"samples": args.samples} if args.samples else {}))
     geometry: DecoderGeometry = cfg["geometry"]
+    if args.weights_only:
+        start = time.perf_counter()
+        rows = weight_formats(geometry, cfg, args.threads, args.clock)
+        name = f"decoder_llm_weights{'_quick' if args.quick else ''}{'_cpu' if args.clock == 'cpu' else ''}.json"
+        settings = {k: cfg[k] for k in ("prompt_len", "new_tokens", "rounds")} | {"clock": args.clock}
+        write_json(RESULTS / name, {"mode": mode, "geometry": geometry.to_dict(), "settings": settings,
+                                    "machine": cpu_info(), "formats": rows,
+                                    "elapsed_s": round(time.perf_counter() - start, 1)})  # fmt: skip
+        for key, row in rows.items():
+            print(key, {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+        return
     spec = RuntimeSpec.default_for(args.runtime, args.threads)  # f32 on both
     timing = TimingSettings(warmup=3, repeats=10, min_time_s=0.3, stack=4, clock=args.clock)
     start = time.perf_counter()
