@@ -211,7 +211,9 @@ def lut_stage(run: DecoderRun, out: Path) -> dict[str, Any]:
     table.save(out / "decoder_lut.json")
     info: dict[str, Any] = {"source": source, "runtime": table.runtime, "precision": table.precision}
     if cfg.validate:
-        held_out = sample_decoder_subnets(supernet.geometry, cfg.validate, seed=run.config.seed + 1, kv_groups=groups)
+        measured = table.phases["decode"].measured("ffn")  # held-out widths inside what the table interpolates
+        held_out = sample_decoder_subnets(supernet.geometry, cfg.validate, seed=run.config.seed + 1, kv_groups=groups,
+                                          ffn_range=(min(measured), max(measured)))  # fmt: skip
         report = validate_decoder_lut(table, supernet, held_out)
         write_json(out / "validation.json", report)
         plot_decoder_validation(report, out / "validation.png", title=f"decoder LUT ({table.runtime})")
@@ -343,7 +345,14 @@ def preflight(config: DecoderRunConfig) -> None:
         from latency_lut.decoder_table import DecoderLatencyTable
 
         lut = config.lut
-        DecoderLatencyTable.load(lut.file).check(geometry, prompt_len=lut.prompt_len, new_tokens=lut.new_tokens)
+        table = DecoderLatencyTable.load(lut.file).check(geometry, prompt_len=lut.prompt_len, new_tokens=lut.new_tokens)
+        if geometry is not None:  # the space's MLP widths must lie where the table interpolates
+            measured = table.phases["decode"].measured("ffn")
+            widths = {round(f * geometry.intermediate_size) for f in config.space.ffn_fractions} - {0}
+            outside = sorted(w for w in widths if not measured[0] <= w <= measured[-1])
+            if outside:
+                raise EftnasError(f"space.ffn_fractions: MLP widths {outside} lie outside the LUT's measured "
+                                  f"[{measured[0]}, {measured[-1]}] ({lut.file})")  # fmt: skip
 
 
 def _open(config: DecoderRunConfig, run_dir: Path, overwrite: bool) -> None:
