@@ -92,6 +92,10 @@ class DecoderRun:
 
         return self._once(f"supernet-{stage}", make)
 
+    def trained(self, supernet: Any) -> None:
+        """Hand the super-network trained in this process to the later stages (no second copy from disk)."""
+        self._cache[f"supernet-{SUPERNET}"] = supernet
+
     def space(self) -> Any:
         from transformers import AutoConfig
 
@@ -175,7 +179,7 @@ def supernet_stage(run: DecoderRun, out: Path) -> dict[str, Any]:
     last = get_last_checkpoint(str(partial)) if partial.is_dir() else None
     trainer.train(resume_from_checkpoint=last)
     supernet.set_subnet(supernet.full())
-    run._cache[f"supernet-{SUPERNET}"] = supernet  # the later stages use it as trained (no second copy from disk)
+    run.trained(supernet)
     supernet.model.save_pretrained(out, safe_serialization=True)
     run.tokenizer().save_pretrained(out)
     space.save(out / "search_space.json")
