@@ -59,7 +59,7 @@ from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.supernet.reorder import permute_ffn, permute_heads
 from eftnas_deploy.supernet.slicing import slice_subnet
 from eftnas_deploy.training import KDConfig, collator_for, load_teacher, training_arguments, training_batches
-from eftnas_deploy.training.distill import kd_loss, logits_of
+from eftnas_deploy.training.distill import hidden_distill_term, kd_loss, layer_outputs_of, logits_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "glue"
@@ -88,10 +88,14 @@ class DistilFinetuner(Trainer):
         self.teacher, self.kd = teacher.eval().requires_grad_(False), kd
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(**inputs)
+        hidden = {"output_hidden_states": True} if self.kd.hidden_weight else {}
+        outputs = model(**inputs, **hidden)
         with torch.no_grad():
-            teacher_logits = logits_of(self.teacher(**{k: v for k, v in inputs.items() if k in INPUT_NAMES}))
-        loss = kd_loss(outputs.loss, logits_of(outputs), teacher_logits, self.kd)
+            reference = self.teacher(**{k: v for k, v in inputs.items() if k in INPUT_NAMES}, **hidden)
+        loss = kd_loss(outputs.loss, logits_of(outputs), logits_of(reference), self.kd)
+        if self.kd.hidden_weight:
+            layers = layer_outputs_of(outputs), layer_outputs_of(reference)
+            loss = loss + self.kd.hidden_weight * hidden_distill_term(*layers, inputs["attention_mask"])
         return (loss, outputs) if return_outputs else loss
 
 
@@ -99,7 +103,7 @@ def finetune_dense(model, teacher, train, tokenizer, steps: int, cfg: Any, seed:
     """Fine-tune a plain dense model for `steps` with the pipeline's final fine-tune settings; returns seconds."""
     start = time.perf_counter()
     trainer = DistilFinetuner(
-        model=model, teacher=teacher, kd=KDConfig(),
+        model=model, teacher=teacher, kd=KDConfig(hidden_weight=cfg.finetune.hidden_kd_weight),
         args=training_arguments(
             work, max_steps=steps, learning_rate=cfg.finetune.lr, warmup_ratio=cfg.finetune.warmup_ratio,
             group_by_length=cfg.data.group_by_length,

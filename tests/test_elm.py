@@ -196,36 +196,19 @@ def test_rkd_matches_a_direct_triplet_loop():
     assert rkd_distance(s, t).item() == pytest.approx(huber(distances(s), distances(t)).item(), rel=1e-5)
 
 
-def _rkd_trainer(tmp_path, rkd_weight: float, teacher, strategy: str = "standard", distill_from: str = "teacher"):
-    from eftnas_deploy.training import KDConfig, SuperNetTrainer, collator_for, training_arguments
-    from tests.training_utils import small_space, sst2_split, tiny_supernet, tokenizer
-
-    net = tiny_supernet(hidden_size=32, intermediate_size=64)
-    split = sst2_split(rows=24, max_length=16)
-    args = training_arguments(
-        tmp_path, max_steps=2, per_device_train_batch_size=8, logging_steps=1000, disable_tqdm=True, seed=0
-    )
-    trainer = SuperNetTrainer(
-        supernet=net, search_space=small_space(net), strategy=strategy, teacher=teacher,
-        kd=KDConfig(rkd_weight=rkd_weight), distill_from=distill_from, args=args,
-        train_dataset=split.features, data_collator=collator_for(split, tokenizer()),
-    )  # fmt: skip
-    batch = collator_for(split, tokenizer())([split.features[i] for i in range(8)])
-    return trainer, {k: v for k, v in batch.items()}
-
-
 def test_rkd_weight_adds_exactly_the_relational_term_and_zero_changes_nothing(tmp_path):
     from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of
     from tests.conftest import tiny_model as build
+    from tests.training_utils import kd_trainer
 
     teacher = build("bert", vocab_size=30522, max_position_embeddings=128, hidden_size=32, intermediate_size=64)
     losses = {}
     for weight in (0.0, 0.5):
-        trainer, batch = _rkd_trainer(tmp_path / str(weight), weight, teacher)
+        trainer, batch = kd_trainer(tmp_path / str(weight), KDConfig(rkd_weight=weight), teacher)
         model = trainer.model.eval()
         model.training = True  # compute_loss distils only in training; dropout (its children) stays off
         trainer._teacher_logits = trainer._external_teacher_logits(batch)
-        assert (trainer._teacher_repr is None) == (weight == 0)  # no hidden states requested by default
+        assert (trainer._teacher_hidden is None) == (weight == 0)  # no hidden states requested by default
         losses[weight] = trainer.compute_loss(model, batch).item()
         model.eval()
         with torch.no_grad():
@@ -241,10 +224,12 @@ def test_rkd_weight_adds_exactly_the_relational_term_and_zero_changes_nothing(tm
 
 @pytest.mark.parametrize("strategy,distill_from", [("sandwich", "largest"), ("full", "teacher")])
 def test_supernet_training_with_rkd_runs_and_updates_weights(tmp_path, strategy, distill_from):
+    from eftnas_deploy.training.distill import KDConfig
     from tests.conftest import tiny_model as build
+    from tests.training_utils import kd_trainer
 
     teacher = build("bert", vocab_size=30522, max_position_embeddings=128, hidden_size=32, intermediate_size=64)
-    trainer, _ = _rkd_trainer(tmp_path, 1.0, teacher, strategy=strategy, distill_from=distill_from)
+    trainer, _ = kd_trainer(tmp_path, KDConfig(rkd_weight=1.0), teacher, strategy=strategy, distill_from=distill_from)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     result = trainer.train()
     assert torch.isfinite(torch.tensor(result.training_loss))

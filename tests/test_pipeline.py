@@ -80,6 +80,11 @@ def test_demo_runs_offline_and_every_artifact_loads(demo_run):
     report = (demo_run / "report.md").read_text()
     for png in ("pareto.png", "lut_validation.png"):
         assert f"]({png})" in report and (demo_run / png).stat().st_size > 1000
+    distilled = state["stages"]["07_finetune"]["outputs"]["distilled_from"]
+    assert distilled["teacher"] in ("teacher", "supernet") and set(distilled["held_out_scores"]) == {
+        "teacher", "supernet"
+    }  # fmt: skip
+    assert "It distilled from the" in report and "the better on held-out rows" in report
     figures = json.loads((demo_run / "report.json").read_text())
     assert figures["parity"]["supernet_vs_sliced_max_abs"] <= 1e-5
     assert figures["macs"] < figures["macs_full"]
@@ -256,3 +261,42 @@ def test_yaml_exponent_without_a_dot_is_a_number(tmp_path):
     assert load_config(tmp_path / "p.yaml", {"supernet.lr": "1E-5"}).supernet.lr == 1e-5
     with pytest.raises(EftnasError, match=r"teacher\.lr: expected a number, got '3e-4x'"):
         load_config(tmp_path / "p.yaml", {"teacher.lr": "3e-4x"})
+
+
+@pytest.mark.integration
+def test_final_finetune_distils_from_the_teacher_or_the_supernets_largest_subnet(demo_run):
+    import dataclasses
+
+    import torch
+    from transformers import AutoTokenizer
+
+    from eftnas_deploy.app.pipeline.context import SUPERNET, RunContext
+    from eftnas_deploy.app.pipeline.stages import SPACE_FILE, _finetune_teacher, _load_supernet
+    from eftnas_deploy.core.space import SearchSpace
+
+    config = load_config(demo_run / "pipeline.yaml")
+
+    def teacher_for(choice: str):
+        cfg = dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, teacher=choice))
+        ctx = RunContext(cfg, demo_run)
+        held_out = ctx.split("held_out", AutoTokenizer.from_pretrained(str(demo_run / SUPERNET)))
+        return _finetune_teacher(ctx, held_out)
+
+    ids = torch.randint(5, 100, (2, 12))
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    net = _load_supernet(RunContext(config, demo_run), demo_run / SUPERNET)
+    net.set_subnet(SearchSpace.load(demo_run / SUPERNET / SPACE_FILE).largest())
+    logits = {}
+    with torch.no_grad():
+        expected = net.model.eval()(**inputs).logits
+        for choice in ("teacher", "supernet", "best"):
+            model, record = teacher_for(choice)
+            assert not model.training
+            logits[choice] = model(**inputs).logits
+            if choice == "best":
+                scores = record["held_out_scores"]
+                assert record["teacher"] == ("supernet" if scores["supernet"] > scores["teacher"] else "teacher")
+                best = record["teacher"]
+    assert torch.allclose(logits["supernet"], expected, atol=1e-5)
+    assert not torch.allclose(logits["teacher"], expected, atol=1e-3)  # trained on: the two differ
+    assert torch.equal(logits["best"], logits[best])

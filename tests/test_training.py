@@ -155,3 +155,48 @@ def test_shrink_to_fit_steps_choices_down_until_the_predicate_holds():
     shrunk = space.shrink_to_fit(space.largest(), lambda s: sum(s.heads) + sum(s.ffn) / 32 <= 5, rng)
     assert shrunk in space and sum(shrunk.heads) + sum(shrunk.ffn) / 32 <= 5
     assert space.shrink_to_fit(space.largest(), lambda s: False, rng) is None
+
+
+def test_hidden_distill_term_is_the_masked_layer_mean_of_mse_and_rejects_other_depths():
+    from eftnas_deploy.core.errors import EftnasError
+    from eftnas_deploy.training.distill import hidden_distill_term
+
+    torch.manual_seed(0)
+    teacher = tuple(torch.randn(2, 5, 8) for _ in range(3))
+    student = tuple(t.clone() for t in teacher)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    assert hidden_distill_term(student, teacher, mask).item() == 0.0
+    student[1][0, 4] += 100.0  # a padded position: ignored
+    assert hidden_distill_term(student, teacher, mask).item() == 0.0
+    student[2][1, 0] += 1.0  # one real token of one layer, off by 1 in all 8 features
+    expected = (8 * 1.0 / (8 * 8)) / 3  # that layer's MSE over 8 real tokens x 8 features, averaged over 3 layers
+    assert hidden_distill_term(student, teacher, mask).item() == pytest.approx(expected)
+    with pytest.raises(EftnasError, match="hidden_weight"):
+        hidden_distill_term(student[:2], teacher, mask)
+
+
+def test_hidden_kd_weight_adds_exactly_the_layer_wise_term(tmp_path):
+    from eftnas_deploy.training.distill import KDConfig, hidden_distill_term, kd_loss, logits_of
+    from tests.conftest import tiny_model
+    from tests.training_utils import kd_trainer
+
+    teacher = tiny_model(
+        "bert", seed=1, vocab_size=30522, max_position_embeddings=128, num_hidden_layers=2, hidden_size=32,
+        intermediate_size=64,
+    )  # fmt: skip
+    losses = {}
+    for weight in (0.0, 2.0):
+        trainer, batch = kd_trainer(tmp_path / str(weight), KDConfig(hidden_weight=weight), teacher)
+        model = trainer.model.eval()
+        model.training = True  # compute_loss distils only in training; dropout (its children) stays off
+        trainer._teacher_logits = trainer._external_teacher_logits(batch)
+        losses[weight] = trainer.compute_loss(model, batch).item()
+    model.eval()
+    with torch.no_grad():
+        s_out = model(**batch, output_hidden_states=True)
+        t_out = teacher(**{k: v for k, v in batch.items() if k != "labels"}, output_hidden_states=True)
+    base = kd_loss(s_out.loss, logits_of(s_out), logits_of(t_out), KDConfig()).item()
+    layers = hidden_distill_term(s_out.hidden_states[1:], t_out.hidden_states[1:], batch["attention_mask"]).item()
+    assert losses[0.0] == pytest.approx(base, rel=1e-5)
+    assert losses[2.0] == pytest.approx(base + 2.0 * layers, rel=1e-5)
+    assert layers > 0

@@ -70,3 +70,21 @@ class StopAt(TrainerCallback):
         if state.global_step == self.step:
             control.should_training_stop = True
         return control
+
+
+def kd_trainer(tmp_path, kd, teacher, strategy: str = "standard", distill_from: str = "teacher"):
+    """A 2-step SuperNetTrainer of a tiny super-network distilling from `teacher` with `kd`, and one batch."""
+    from eftnas_deploy.training import SuperNetTrainer, collator_for, training_arguments
+
+    net = tiny_supernet(hidden_size=32, intermediate_size=64)
+    split = sst2_split(rows=24, max_length=16)
+    args = training_arguments(
+        tmp_path, max_steps=2, per_device_train_batch_size=8, logging_steps=1000, disable_tqdm=True, seed=0
+    )
+    trainer = SuperNetTrainer(
+        supernet=net, search_space=small_space(net), strategy=strategy, teacher=teacher, kd=kd,
+        distill_from=distill_from, args=args, train_dataset=split.features,
+        data_collator=collator_for(split, tokenizer()),
+    )  # fmt: skip
+    batch = collator_for(split, tokenizer())([split.features[i] for i in range(8)])
+    return trainer, dict(batch)

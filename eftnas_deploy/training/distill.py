@@ -26,6 +26,14 @@ class KDConfig:
     rkd_weight: float = 0.0
     rkd_distance_weight: float = 1.0
     rkd_angle_weight: float = 2.0
+    # Layer-wise distillation (TinyBERT, CoFi): MSE between the student's and the teacher's hidden states after
+    # every layer (same width), over real tokens, added with this weight; 0 leaves the loss as is.
+    hidden_weight: float = 0.0
+
+    @property
+    def needs_hidden_states(self) -> bool:
+        """Whether the models must return their hidden states (relational or layer-wise KD is on)."""
+        return bool(self.rkd_weight or self.hidden_weight)
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -34,6 +42,8 @@ class KDConfig:
             raise EftnasError("kd weights: task_weight and distill_weight must be non-negative")
         if min(self.rkd_weight, self.rkd_distance_weight, self.rkd_angle_weight) < 0:
             raise EftnasError("rkd weights: rkd_weight, rkd_distance_weight and rkd_angle_weight must be non-negative")
+        if self.hidden_weight < 0:
+            raise EftnasError(f"hidden_weight: must be non-negative, got {self.hidden_weight}")
 
 
 def logits_of(outputs) -> tuple[torch.Tensor, ...]:
@@ -43,10 +53,24 @@ def logits_of(outputs) -> tuple[torch.Tensor, ...]:
     return (outputs.logits,)
 
 
-def representation_of(outputs) -> torch.Tensor | None:
-    """The last layer's first-token ([CLS]) hidden state [batch, hidden], if the hidden states were returned."""
+def layer_outputs_of(outputs) -> tuple[torch.Tensor, ...] | None:
+    """Each layer's output hidden states [batch, seq, hidden] (the embeddings left out), if they were returned."""
     hidden = getattr(outputs, "hidden_states", None)
-    return None if hidden is None else hidden[-1][:, 0]
+    return None if hidden is None else tuple(hidden[1:])
+
+
+def hidden_distill_term(
+    student: tuple[torch.Tensor, ...], teacher: tuple[torch.Tensor, ...], mask: torch.Tensor
+) -> torch.Tensor:
+    """MSE between student and teacher layer outputs at the tokens where `mask` is true, averaged over layers."""
+    if len(student) != len(teacher) or student[0].shape[-1] != teacher[0].shape[-1]:
+        raise EftnasError(
+            f"hidden_weight: layer-wise KD needs the teacher's depth and width ({len(teacher)} layers of "
+            f"{teacher[0].shape[-1]}); the student has {len(student)} of {student[0].shape[-1]}"
+        )
+    keep = mask.bool()
+    terms = [F.mse_loss(s[keep].float(), t[keep].detach().float()) for s, t in zip(student, teacher)]
+    return sum(terms) / len(terms)
 
 
 def distill_term(

@@ -16,7 +16,14 @@ from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.families.models import model_input_names
 from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.supernet.switchable import Switchable
-from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of, objective_of, representation_of
+from eftnas_deploy.training.distill import (
+    KDConfig,
+    hidden_distill_term,
+    kd_loss,
+    layer_outputs_of,
+    logits_of,
+    objective_of,
+)
 from eftnas_deploy.training.growth import GROWTH, pca_growth_ranking
 from eftnas_deploy.training.rkd import rkd_loss
 from eftnas_deploy.training.sampling import DISTILL_SOURCES, SubnetSampler
@@ -32,8 +39,10 @@ class SuperNetTrainer(Trainer):
     sub-network distils from the external teacher; the default when one is given) or "largest"
     (in-place distillation from the largest sub-network's detached outputs, as without a teacher).
     `kd.rkd_weight` > 0 adds that weight times the relational KD loss (`training.rkd`) between the last
-    layer's [CLS] vectors of the sub-network and of whom it distils from. `growth="pca"` widens the FFN
-    blocks progressively, most PCA components first, in `growth_stages` stages (0: one per epoch).
+    layer's [CLS] vectors of the sub-network and of whom it distils from; `kd.hidden_weight` > 0 adds the
+    layer-wise MSE between their hidden states after every layer (`distill.hidden_distill_term`).
+    `growth="pca"` widens the FFN blocks progressively, most PCA components first, in `growth_stages` stages
+    (0: one per epoch).
     `budget` (a predicate on sub-networks) keeps the sampled sub-networks within the search's budget.
     Logging, checkpoints, resume, mixed precision and torchrun come from `Trainer`.
 
@@ -93,8 +102,8 @@ class SuperNetTrainer(Trainer):
         self._role = "task"
         self._teacher_logits: tuple[torch.Tensor, ...] | None = None
         self._inplace_logits: tuple[torch.Tensor, ...] | None = None
-        self._teacher_repr: torch.Tensor | None = None
-        self._inplace_repr: torch.Tensor | None = None
+        self._teacher_hidden: tuple[torch.Tensor, ...] | None = None
+        self._inplace_hidden: tuple[torch.Tensor, ...] | None = None
         self._micro = (-1, 0)
 
     def _next_micro(self) -> int:
@@ -108,7 +117,7 @@ class SuperNetTrainer(Trainer):
     ) -> torch.Tensor:
         plan = self.sampler.plan(self.state.global_step, self.state.max_steps, self._next_micro())
         self._teacher_logits = self._external_teacher_logits(inputs)
-        self._inplace_logits = self._inplace_repr = None
+        self._inplace_logits = self._inplace_hidden = None
         total = None
         try:
             for role, subnet in plan:
@@ -120,7 +129,7 @@ class SuperNetTrainer(Trainer):
             self.supernet.reset()
             self._role = "task"
             self._teacher_logits = self._inplace_logits = None
-            self._teacher_repr = self._inplace_repr = None
+            self._teacher_hidden = self._inplace_hidden = None
         return total
 
     @torch.no_grad()
@@ -130,8 +139,8 @@ class SuperNetTrainer(Trainer):
         prepared = self._prepare_inputs(inputs)
         names = self.objective.input_names or model_input_names(self.teacher)
         inputs = {k: v for k, v in prepared.items() if k in names}
-        outputs = self.teacher(**inputs, **({"output_hidden_states": True} if self.kd.rkd_weight else {}))
-        self._teacher_repr = representation_of(outputs)
+        outputs = self.teacher(**inputs, **({"output_hidden_states": True} if self.kd.needs_hidden_states else {}))
+        self._teacher_hidden = layer_outputs_of(outputs)
         return logits_of(outputs)
 
     def compute_loss(
@@ -141,8 +150,8 @@ class SuperNetTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | None = None,
     ):
-        rkd = bool(self.kd.rkd_weight) and model.training
-        outputs = model(**inputs, **({"output_hidden_states": True} if rkd else {}))
+        hidden = self.kd.needs_hidden_states and model.training
+        outputs = model(**inputs, **({"output_hidden_states": True} if hidden else {}))
         if outputs.loss is None:
             raise EftnasError("labels: the training batch has no labels (or start/end positions)")
         loss = outputs.loss
@@ -152,16 +161,29 @@ class SuperNetTrainer(Trainer):
             mask = self.objective.positions(inputs)
             if self._role == "student" and self.distill_from == "largest" and self._inplace_logits is not None:
                 loss = kd_loss(loss, student, self._inplace_logits, self.kd, self.regression, mask)
-                target = self._inplace_repr
+                target = self._inplace_hidden
             elif self._teacher_logits is not None:
                 loss = kd_loss(loss, student, self._teacher_logits, self.kd, self.regression, mask)
-                target = self._teacher_repr
-            if rkd and target is not None:
-                kd = self.kd
-                loss = loss + kd.rkd_weight * rkd_loss(
-                    representation_of(outputs), target, kd.rkd_distance_weight, kd.rkd_angle_weight
-                )
+                target = self._teacher_hidden
+            if hidden and target is not None:
+                loss = loss + self._hidden_terms(layer_outputs_of(outputs), target, inputs)
             if self._role == "teacher":
                 self._inplace_logits = tuple(t.detach() for t in student)
-                self._inplace_repr = representation_of(outputs).detach() if rkd else None
+                self._inplace_hidden = tuple(h.detach() for h in layer_outputs_of(outputs)) if hidden else None
         return (loss, outputs) if return_outputs else loss
+
+    def _hidden_terms(
+        self, student: tuple[torch.Tensor, ...], target: tuple[torch.Tensor, ...], inputs: dict[str, Any]
+    ) -> torch.Tensor:
+        """The relational and layer-wise KD terms, each times its weight, against `target`'s layer outputs."""
+        kd = self.kd
+        total = torch.zeros((), device=student[-1].device)
+        if kd.rkd_weight:
+            total = total + kd.rkd_weight * rkd_loss(
+                student[-1][:, 0], target[-1][:, 0], kd.rkd_distance_weight, kd.rkd_angle_weight
+            )
+        if kd.hidden_weight:
+            mask = inputs.get("attention_mask")
+            mask = torch.ones(student[-1].shape[:2], device=total.device) if mask is None else mask
+            total = total + kd.hidden_weight * hidden_distill_term(student, target, mask)
+        return total

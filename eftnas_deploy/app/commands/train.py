@@ -73,6 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flag(
         supernet, SupernetConfig, "rkd_weight", help="relational KD on the [CLS] vector, added with this weight"
     )
+    add_config_flag(
+        supernet, SupernetConfig, "hidden_kd_weight", help="layer-wise KD on every layer's hidden states, this weight"
+    )
     add_config_flag(supernet, SupernetConfig, "growth", choices=GROWTH, help="progressive FFN growth (ELM)")
     add_config_flag(supernet, SupernetConfig, "growth_stages", help="growth stages (0: one per epoch)")
     add_config_flag(supernet, SupernetConfig, "save_steps", help="checkpoint every N steps (0: none)")
@@ -176,7 +179,10 @@ def run_supernet(args: argparse.Namespace) -> int:
     if args.sparsity != "none" and cfg.adapters != "lora":
         raise EftnasError(f"sparsity: {args.sparsity} needs --adapters lora (training every weight refills the pruned)")
     data_cfg = _data_config(args)
-    kd = KDConfig(args.kd_temperature, args.kd_task_weight, args.kd_distill_weight, rkd_weight=cfg.rkd_weight)
+    kd = KDConfig(
+        args.kd_temperature, args.kd_task_weight, args.kd_distill_weight,
+        rkd_weight=cfg.rkd_weight, hidden_weight=cfg.hidden_kd_weight,
+    )  # fmt: skip
     task, data = _train_rows(args)
     tokenizer = _tokenizer(args)
     if work.exists() and not args.resume:

@@ -50,6 +50,7 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 SPARSITY_METHODS = ("none", "wanda")
 SAMPLINGS = ("space", "budget")  # supernet.sampling
+FINETUNE_TEACHERS = ("best", "teacher", "supernet")  # finetune.teacher
 LORA_GROUP_NAMES = ("lora_qkv", "lora_up", "lora_down")  # eftnas_deploy.core.dimensions.LORA_DIMENSIONS
 
 
@@ -246,6 +247,8 @@ class SupernetConfig:
     save_steps: PositiveInt = 50  # checkpoint interval (steps) of teacher and super-network training, for resuming
     # Relational KD (Park et al., 2019) on the [CLS] vector, added with this weight to the logit KD (0: off).
     rkd_weight: NonNegativeFloat = 0.0
+    # Layer-wise KD (TinyBERT, CoFi): MSE to the teacher's hidden states after every layer, with this weight (0: off).
+    hidden_kd_weight: NonNegativeFloat = 0.0
     # Progressive growth (ELM): "pca" widens the FFN blocks in stages, most PCA components first (needs
     # space.ffn_bounds: pca); growth_stages 0: one stage per epoch.
     growth: OneOf[GROWTH] = "none"
@@ -273,6 +276,10 @@ class FinetuneConfig:
     warmup_ratio: NonNegativeFloat = 0.06
     batch_size: PositiveInt = 32
     distill: bool = True
+    # whom it distils from: "teacher" (stage 1), "supernet" (the super-network's largest sub-network after stage
+    # 5), or "best": the one of the two that scores higher on the held-out rows
+    teacher: OneOf[FINETUNE_TEACHERS] = "best"
+    hidden_kd_weight: NonNegativeFloat = 0.0  # layer-wise KD, as in section `supernet`
     keep_if_better: bool = False
 
 

@@ -265,6 +265,8 @@ def render(ctx: RunContext, f: dict, geometry: Any, has_validation: bool) -> str
             lines.append(
                 f"\nFinal fine-tune ({name}): {_fmt(sc['before'])} before → {_fmt(sc.get('after'))} after, {kept}."
             )
+        if ft.get("distilled_from"):  # absent from runs made before finetune.teacher
+            lines.append(_distilled_from(ft["distilled_from"]))
     search = f["search"]
     lines += [
         "",
@@ -336,3 +338,18 @@ def render(ctx: RunContext, f: dict, geometry: Any, has_validation: bool) -> str
         "",
     ]
     return "\n".join(lines)
+
+
+def _distilled_from(record: dict[str, Any]) -> str:
+    """The final fine-tune's KD source, with the held-out scores it was chosen on (finetune.teacher: best)."""
+    if record["teacher"] is None:
+        return "\nThe final fine-tune did not distil (finetune.distill: false)."
+    names = {"teacher": "the fine-tuned teacher", "supernet": "the super-network's largest sub-network"}
+    who = names[record["teacher"]]
+    scores = record.get("held_out_scores")
+    if not scores:
+        return f"\nIt distilled from {who}."
+    return (
+        f"\nIt distilled from {who}, the better on held-out rows (teacher {_fmt(scores['teacher'])}, "
+        f"largest sub-network {_fmt(scores['supernet'])})."
+    )

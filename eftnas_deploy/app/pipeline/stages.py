@@ -526,6 +526,40 @@ def search(ctx: RunContext, work: Path) -> dict[str, Any]:
 FINETUNED_MODEL = "model"
 
 
+def _finetune_teacher(ctx: RunContext, held_out: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Whom the final fine-tune distils from (`finetune.teacher`), and a record of the choice.
+
+    "teacher": stage 1's model; "supernet": the super-network's largest sub-network as stage 5 trained it, sliced
+    to a dense model (LoRA super-adapters merged first); "best": whichever of the two scores higher on the
+    held-out rows (the teacher on a tie, or without held-out rows).
+    """
+    choice = ctx.config.finetune.teacher
+    best = choice == "best" and held_out is not None
+    models, scores = {}, {}
+    if choice in ("teacher", "best"):
+        models["teacher"] = load_teacher(str(ctx.stage_dir(TEACHER)), ctx.task)
+        scores["teacher"] = _full_score(models["teacher"], held_out) if best else None
+    if choice == "supernet" or best:
+        models["supernet"], scores["supernet"] = _largest_subnet_model(ctx, held_out if best else None)
+    name = max(models, key=lambda n: (scores[n] or 0.0, n == "teacher"))
+    return models[name].eval(), {"teacher": name, **({"held_out_scores": scores} if best else {})}
+
+
+def _largest_subnet_model(ctx: RunContext, held_out: Any) -> tuple[torch.nn.Module, float | None]:
+    """Stage 5's largest sub-network as a dense model, and its held-out score (None without `held_out`)."""
+    from eftnas_deploy.supernet.slicing import slice_subnet
+
+    source = ctx.stage_dir(SUPERNET)
+    net = _load_supernet(ctx, source)
+    largest = SearchSpace.load(source / SPACE_FILE).validate(net.geometry).largest()
+    score = evaluate(net, largest, held_out)["score"] if held_out is not None else None
+    if hasattr(net, "merged"):
+        from eftnas_deploy.lora.supernet import widths_only
+
+        net, largest = net.merged(largest), widths_only(largest)
+    return slice_subnet(net, largest), score
+
+
 def finetune(ctx: RunContext, work: Path) -> dict[str, Any]:
     """Stage 7: fine-tune the chosen sub-network alone (distilled from the teacher); resumes from checkpoints.
 
@@ -544,12 +578,14 @@ def finetune(ctx: RunContext, work: Path) -> dict[str, Any]:
     scores = {name: {"before": evaluate(net, chosen, split)["score"]} for name, split in splits.items() if split}
     if not cfg.enabled:
         return {"enabled": False, "kept": False, "scores": scores}
-    teacher_model = load_teacher(str(ctx.stage_dir(TEACHER)), ctx.task) if cfg.distill else None
+    teacher_model, distilled_from = (
+        _finetune_teacher(ctx, splits["held_out"]) if cfg.distill else (None, {"teacher": None})
+    )
     train = ctx.split("train", tokenizer)
     out, resume = _checkpoints(work)
     trainer = SuperNetTrainer(
         supernet=net, search_space=SearchSpace.single(chosen), strategy="standard", teacher=teacher_model,
-        kd=KDConfig(),
+        kd=KDConfig(hidden_weight=cfg.hidden_kd_weight),
         args=_trainer_args(out, cfg, ctx.config.seed, ctx.config.data.group_by_length, ctx.config.supernet.save_steps),
         train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
     )  # fmt: skip
@@ -565,7 +601,7 @@ def finetune(ctx: RunContext, work: Path) -> dict[str, Any]:
     elif kept:
         net.save_pretrained(work / FINETUNED_MODEL)
         tokenizer.save_pretrained(work / FINETUNED_MODEL)
-    return {"enabled": True, "kept": kept, "scores": scores, "resumed_from": resume}
+    return {"enabled": True, "kept": kept, "scores": scores, "resumed_from": resume, "distilled_from": distilled_from}
 
 
 def final_weights(ctx: RunContext) -> Path:

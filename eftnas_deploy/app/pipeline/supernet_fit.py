@@ -30,9 +30,10 @@ def fit_supernet(
 
     The Trainer's checkpoints (`args.output_dir`) are removed once training completes.
     """
+    kd = kd or KDConfig(rkd_weight=cfg.rkd_weight, hidden_weight=cfg.hidden_kd_weight)
     trainer = SuperNetTrainer(
         supernet=net, search_space=search_space, strategy=cfg.strategy, num_random=cfg.num_random,
-        teacher=teacher, kd=kd or KDConfig(rkd_weight=cfg.rkd_weight), distill_from=cfg.distill_from,
+        teacher=teacher, kd=kd, distill_from=cfg.distill_from,
         growth=cfg.growth, growth_stages=cfg.growth_stages, budget=budget, args=args,
         train_dataset=train.features, data_collator=collator_for(train, tokenizer), processing_class=tokenizer,
     )  # fmt: skip
