@@ -199,21 +199,14 @@ def test_rkd_matches_a_direct_triplet_loop():
 def test_rkd_weight_adds_exactly_the_relational_term_and_zero_changes_nothing(tmp_path):
     from eftnas_deploy.training.distill import KDConfig, kd_loss, logits_of
     from tests.conftest import tiny_model as build
-    from tests.training_utils import kd_trainer
+    from tests.training_utils import kd_loss_and_outputs
 
     teacher = build("bert", vocab_size=30522, max_position_embeddings=128, hidden_size=32, intermediate_size=64)
     losses = {}
     for weight in (0.0, 0.5):
-        trainer, batch = kd_trainer(tmp_path / str(weight), KDConfig(rkd_weight=weight), teacher)
-        model = trainer.model.eval()
-        model.training = True  # compute_loss distils only in training; dropout (its children) stays off
-        trainer._teacher_logits = trainer._external_teacher_logits(batch)
-        assert (trainer._teacher_hidden is None) == (weight == 0)  # no hidden states requested by default
-        losses[weight] = trainer.compute_loss(model, batch).item()
-        model.eval()
-        with torch.no_grad():
-            s_out = model(**batch, output_hidden_states=True)
-            t_out = teacher(**{k: v for k, v in batch.items() if k != "labels"}, output_hidden_states=True)
+        losses[weight], s_out, t_out, _ = kd_loss_and_outputs(
+            tmp_path / str(weight), KDConfig(rkd_weight=weight), teacher
+        )
     assert KDConfig(rkd_weight=0.0) == KDConfig()
     base = kd_loss(s_out.loss, logits_of(s_out), logits_of(t_out), KDConfig()).item()  # today's 0.1 task + 0.9 KD
     relational = rkd_loss(s_out.hidden_states[-1][:, 0], t_out.hidden_states[-1][:, 0]).item()

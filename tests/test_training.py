@@ -178,7 +178,7 @@ def test_hidden_distill_term_is_the_masked_layer_mean_of_mse_and_rejects_other_d
 def test_hidden_kd_weight_adds_exactly_the_layer_wise_term(tmp_path):
     from eftnas_deploy.training.distill import KDConfig, hidden_distill_term, kd_loss, logits_of
     from tests.conftest import tiny_model
-    from tests.training_utils import kd_trainer
+    from tests.training_utils import kd_loss_and_outputs
 
     teacher = tiny_model(
         "bert", seed=1, vocab_size=30522, max_position_embeddings=128, num_hidden_layers=2, hidden_size=32,
@@ -186,15 +186,9 @@ def test_hidden_kd_weight_adds_exactly_the_layer_wise_term(tmp_path):
     )  # fmt: skip
     losses = {}
     for weight in (0.0, 2.0):
-        trainer, batch = kd_trainer(tmp_path / str(weight), KDConfig(hidden_weight=weight), teacher)
-        model = trainer.model.eval()
-        model.training = True  # compute_loss distils only in training; dropout (its children) stays off
-        trainer._teacher_logits = trainer._external_teacher_logits(batch)
-        losses[weight] = trainer.compute_loss(model, batch).item()
-    model.eval()
-    with torch.no_grad():
-        s_out = model(**batch, output_hidden_states=True)
-        t_out = teacher(**{k: v for k, v in batch.items() if k != "labels"}, output_hidden_states=True)
+        losses[weight], s_out, t_out, batch = kd_loss_and_outputs(
+            tmp_path / str(weight), KDConfig(hidden_weight=weight), teacher
+        )
     base = kd_loss(s_out.loss, logits_of(s_out), logits_of(t_out), KDConfig()).item()
     layers = hidden_distill_term(s_out.hidden_states[1:], t_out.hidden_states[1:], batch["attention_mask"]).item()
     assert losses[0.0] == pytest.approx(base, rel=1e-5)

@@ -88,3 +88,20 @@ def kd_trainer(tmp_path, kd, teacher, strategy: str = "standard", distill_from: 
     )  # fmt: skip
     batch = collator_for(split, tokenizer())([split.features[i] for i in range(8)])
     return trainer, dict(batch)
+
+
+def kd_loss_and_outputs(tmp_path, kd, teacher):
+    """The trainer's training loss on one batch under `kd` (dropout off), and the student's and teacher's outputs
+    on that batch with hidden states: (loss, student outputs, teacher outputs, batch)."""
+    trainer, batch = kd_trainer(tmp_path, kd, teacher)
+    model = trainer.model.eval()
+    model.training = True  # compute_loss distils only in training; dropout (its children) stays off
+    trainer._teacher_logits = trainer._external_teacher_logits(batch)
+    hidden_requested = trainer._teacher_hidden is not None
+    loss = trainer.compute_loss(model, batch).item()
+    model.eval()
+    with torch.no_grad():
+        student = model(**batch, output_hidden_states=True)
+        reference = teacher(**{k: v for k, v in batch.items() if k != "labels"}, output_hidden_states=True)
+    assert hidden_requested == kd.needs_hidden_states  # hidden states only when a term needs them
+    return loss, student, reference, batch
