@@ -212,8 +212,8 @@ def main() -> None:
     full_macs = count_macs(SubnetConfig.full(geometry), geometry, seq_len=SEQ_LEN)
     steps = math.ceil(0.9 * (spec["train_rows"] if not args.quick else 1200) / 32)
     picks: dict[str, dict[str, dict[str, Any]]] = {v: {str(f): {} for f in args.fractions} for v in args.variants}
-    for seed in args.seeds:
-        shared = None
+    for seed in args.seeds:  # every seed's runs share the default run's teacher and importance when given
+        shared = None if args.default_from is None else args.default_from / f"pick_{int(args.fractions[0] * 100)}"
         for variant in args.variants:
             if variant == "default" and seed == args.seeds[0] and args.default_from is not None:
                 dirs = {f: args.default_from / f"pick_{int(f * 100)}" for f in args.fractions}
