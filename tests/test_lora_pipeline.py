@@ -242,6 +242,8 @@ def test_exported_model_equals_the_merged_sub_adapter(request, kind):
     assert SearchSpace.load(supernet_dir / "search_space.json").lora_qkv[0] == (8, 4, 2)
     assert chosen in SearchSpace.load(supernet_dir / "search_space.json")
 
+    finetuned = json.loads((run_dir / "pipeline_state.json").read_text())["stages"]["07_finetune"]["outputs"]
+    assert set(finetuned["distilled_from"]["held_out_scores"]) == {"teacher", "supernet"}  # merged + sliced largest
     adapter = run_dir / "07_finetune" / "model" / "adapter"
     net = LoraSuperNetwork.from_pretrained(supernet_dir, adapter, masks_file=supernet_dir / "masks.safetensors")
     net.model.eval()
