@@ -195,6 +195,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small data and steps: a smoke run of the same code")
     parser.add_argument("--work", type=Path, default=None, help="run dirs (default: runs/bench_elm_<task>)")
     parser.add_argument("--keep", action="store_true", help="reuse finished pipeline stages in --work")
+    parser.add_argument("--name", default=None, help="results file name (default: elm_options_<task>[_variants])")
     args = parser.parse_args()
     if "default" not in args.variants:
         args.variants.insert(0, "default")
@@ -224,7 +225,7 @@ def main() -> None:
                 picks[variant][str(fraction)][str(seed)] = pick_summary(run_dir, geometry, full_macs)
     first = picks["default"][str(args.fractions[0])][str(args.seeds[0])]
     extra = "" if tuple(args.variants) == DEFAULT_VARIANTS else "_" + "-".join(args.variants)
-    name = f"elm_options_{args.task}{extra}{'_quick' if args.quick else ''}"
+    name = args.name or f"elm_options_{args.task}{extra}{'_quick' if args.quick else ''}"
     result = {
         "task": args.task,
         "metric": task.metric,

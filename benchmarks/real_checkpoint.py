@@ -498,6 +498,8 @@ def merge(args, name: str, task, config, first_dir: Path, geometry: ModelGeometr
         "baselines": rows,
         "importance_criteria": parts.get("importance", {}).get("value"),
         "part_wall_s": {p: v["wall_s"] for p, v in parts.items()},
+        # where a part file says it was carried over from an earlier run (same teacher, same stages)
+        "part_sources": {p: v["source"] for p, v in parts.items() if v.get("source")},
     }
     result["goals"] = goals(result)
     write_json(RESULTS / f"{name}.json", result)
