@@ -561,7 +561,7 @@ def _largest_subnet_model(ctx: RunContext, held_out: Any) -> tuple[torch.nn.Modu
 
 
 def finetune(ctx: RunContext, work: Path) -> dict[str, Any]:
-    """Stage 7: fine-tune the chosen sub-network alone (distilled from the teacher); resumes from checkpoints.
+    """Stage 7: fine-tune the chosen sub-network alone, distilled (`finetune.teacher`); resumes from checkpoints.
 
     Trains inside the super-network with only the chosen sub-network active (a one-point search space), so
     slicing, parity and export stay the same code path. Scores before and after are recorded on held-out and
