@@ -10,6 +10,7 @@ all-MiniLM-L6-v2 on SST-2 from ../shared/data, with the same pipeline and comput
   rkd       supernet.rkd_weight=0.5 (relational KD on the [CLS] vector on top of the logit KD)
   all       the three together
   pca-growth  (only with --variants) pca plus supernet.growth=pca (FFN blocks widened in stages during training)
+  budget      (only with --variants; not an ELM option) supernet.sampling=budget
   hidden      (only with --variants; not an ELM option) layer-wise KD, weight 1, in super-network training and
               the final fine-tune
 
@@ -64,6 +65,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # not run by default: layer-wise KD (MSE to the teacher's hidden states after every layer) in super-network
     # training and the final fine-tune
     "hidden": {"supernet.hidden_kd_weight": 1.0, "finetune.hidden_kd_weight": 1.0},
+    # not run by default: training only sub-networks within the search budget (not an ELM option)
+    "budget": {"supernet.sampling": "budget"},
     # not run by default: PCA bounds with progressive growth of the FFN blocks during super-network training
     # (3 stages: the 300 steps are under one epoch, and the default is one stage per epoch)
     "pca-growth": {"space.ffn_bounds": "pca", "supernet.growth": "pca", "supernet.growth_stages": 3},
