@@ -165,11 +165,12 @@ class SuperNetTrainer(Trainer):
             elif self._teacher_logits is not None:
                 loss = kd_loss(loss, student, self._teacher_logits, self.kd, self.regression, mask)
                 target = self._teacher_hidden
-            if hidden and target is not None:
-                loss = loss + self._hidden_terms(layer_outputs_of(outputs), target, inputs)
+            layers = layer_outputs_of(outputs) if hidden else None
+            if layers is not None and target is not None:
+                loss = loss + self._hidden_terms(layers, target, inputs)
             if self._role == "teacher":
                 self._inplace_logits = tuple(t.detach() for t in student)
-                self._inplace_hidden = tuple(h.detach() for h in layer_outputs_of(outputs)) if hidden else None
+                self._inplace_hidden = tuple(h.detach() for h in layers) if layers is not None else None
         return (loss, outputs) if return_outputs else loss
 
     def _hidden_terms(
