@@ -58,6 +58,7 @@ from eftnas_deploy.evaluation import INPUT_NAMES, evaluate, pad_batch
 from eftnas_deploy.importance.scores import movement_importance
 from eftnas_deploy.metrics import count_macs
 from eftnas_deploy.metrics.task_metrics import classification_metrics
+from eftnas_deploy.search.proxies import SEARCH_METRICS
 from eftnas_deploy.supernet.elastic import SuperNetwork
 from eftnas_deploy.supernet.reorder import permute_ffn, permute_heads
 from eftnas_deploy.supernet.slicing import slice_subnet
@@ -160,6 +161,8 @@ def pipeline_config(args: argparse.Namespace, spec: dict, fraction: float, full_
         "export.benchmark_repeats": 20,
         "seed": args.seed,
     }
+    if args.search_metric is not None:
+        overrides["search.metric"] = args.search_metric
     if args.quick:
         overrides["importance.steps"] = 10
     return load_config(None, overrides)
@@ -370,6 +373,9 @@ def main() -> None:
     parser.add_argument("--supernet-steps", type=int, default=300)
     parser.add_argument("--finetune-steps", type=int, default=100)
     parser.add_argument("--search-evals", type=int, default=120)
+    parser.add_argument(
+        "--search-metric", choices=SEARCH_METRICS, default=None, help="search.metric (default: the pipeline's)"
+    )
     parser.add_argument("--importance-steps", type=int, default=200)
     parser.add_argument("--baseline-seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--seed", type=int, default=0)

@@ -101,3 +101,34 @@ def test_a_lut_for_another_geometry_is_refused(supernet_run, tmp_path, capsys):
                  "--out", str(tmp_path / "s")])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "hidden_size" in err
+
+
+def test_search_by_distillation_records_the_task_scores_and_a_resume_by_another_metric_is_refused(
+    supernet_run, tmp_path, capsys
+):
+    out = tmp_path / "search"
+    args = ["search", "--supernet", str(supernet_run), "--objective", "macs", "--max-macs", "8.0",
+            "--evals", "8", "--metric", "distillation", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((out / "search_summary.json").read_text())
+    assert summary["metric"] == "distillation"
+    assert summary["full_network"]["accuracy"] == pytest.approx(1.0)  # the reference agrees with itself
+    assert 0.0 < summary["chosen"]["accuracy"] <= 1.0
+    assert set(summary["held_out_scores"]) == {"chosen", "full", "smallest"}
+    assert json.loads((out / "pareto.json").read_text())["metric"] == "distillation"
+    code = main([*args[:-6], "--evals", "10", "--metric", "score", "--out", str(out), "--resume"])
+    assert code == 2 and "identity.metric" in capsys.readouterr().err
+
+
+def test_cheapest_within_delta_under_distillation_measures_delta_in_the_task_score(supernet_run, tmp_path):
+    out = tmp_path / "search"
+    args = ["search", "--supernet", str(supernet_run), "--objective", "macs", "--evals", "12",
+            "--selection", "cheapest-within-delta", "--delta", "0.05", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0  # distillation is the default metric
+    summary = json.loads((out / "search_summary.json").read_text())
+    points = json.loads((out / "pareto.json").read_text())["points"]
+    scores = summary["held_out_scores"]
+    assert summary["metric"] == "distillation" and all("held_out_score" in p for p in points)
+    within = [p for p in points if p["held_out_score"] >= scores["full"] - 0.05]
+    assert summary["chosen"]["cost"] == min(p["cost"] for p in within)
+    assert scores["chosen"] == summary["chosen"]["held_out_score"]

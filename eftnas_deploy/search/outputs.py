@@ -87,6 +87,7 @@ def plot_pareto(
     smallest: ParetoPoint | None = None,
     budget: float | None = None,
     title: str = "Pareto front",
+    accuracy_label: str = "accuracy",
 ) -> None:
     """Accuracy vs cost: all evaluated points, the front, the full and smallest networks, the budget line."""
     import matplotlib
@@ -109,7 +110,7 @@ def plot_pareto(
     if budget is not None:
         ax.axvline(budget, ls="--", c="tab:green", label=f"budget {budget:g}")
     ax.set_xlabel(cost_label)
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel(accuracy_label)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)

@@ -17,6 +17,7 @@ from eftnas_deploy.core.locking import exclusive_dir
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.data import get_task
 from eftnas_deploy.families.sources import load_tokenizer
+from eftnas_deploy.search.proxies import SEARCH_METRICS
 from eftnas_deploy.search.searcher import ALGORITHMS, SearchConfig
 from eftnas_deploy.search.session import OBJECTIVES, SELECTIONS, Budget, search_supernet
 from exporters.runtime import RUNTIMES
@@ -41,6 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_flag(p, SearchSettings, "algorithm", choices=ALGORITHMS)
     add_config_flag(p, SearchSettings, "evals", help="evaluation budget (EFTNAS: 1000)")
     add_config_flag(p, SearchSettings, "population", help="NSGA-II population (none: 40, less for small budgets)")
+    add_config_flag(
+        p, SearchSettings, "metric", choices=SEARCH_METRICS,
+        help="what the search maximises on the held-out rows: the task score, or agreement with the largest subnet",
+    )  # fmt: skip
     add_config_flag(p, SearchSettings, "selection", choices=SELECTIONS)
     add_config_flag(p, SearchSettings, "delta", help="accuracy drop allowed by cheapest-within-delta")
     p.add_argument("--seq-len", type=int, help="sequence length for MACs (default: the LUT's, else 128 or less)")
@@ -109,4 +114,5 @@ def _search(args, supernet, space, held_out, objective, predictor, seq_len, batc
         batch=batch,
         selection=args.selection,
         delta=args.delta,
+        metric=args.metric,
     )

@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict,
 from eftnas_deploy.core.errors import EftnasError
 from eftnas_deploy.core.family import family_names
 from eftnas_deploy.importance.head_order import HEAD_ORDERS
+from eftnas_deploy.search.proxies import SEARCH_METRICS
 from eftnas_deploy.search.searcher import ALGORITHMS
 from eftnas_deploy.space.kinds import SPACE_KINDS
 from eftnas_deploy.training.growth import GROWTH
@@ -297,6 +298,8 @@ class SearchSettings:
     max_latency_fraction: UnitFraction | None = None
     max_macs: PositiveFloat | None = None  # millions
     max_params: PositiveFloat | None = None  # millions
+    # the front's accuracy axis on the held-out rows: the task score, or agreement with the largest sub-network
+    metric: OneOf[SEARCH_METRICS] = "distillation"
     selection: OneOf[SELECTIONS] = "most-accurate"
     delta: NonNegativeFloat = 0.01
     remeasure_top: NonNegativeInt = 5

@@ -12,6 +12,7 @@ from eftnas_deploy.core.io import read_json, write_json
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.metrics import count_macs, count_params
 from eftnas_deploy.search.outputs import deployed
+from eftnas_deploy.search.proxies import METRIC_LABELS
 
 PUBLISHED = ("report.md", "report.json", "pareto.png", "lut_validation.png")
 
@@ -49,14 +50,13 @@ def write_report(ctx: RunContext, work: Path) -> dict[str, Any]:
             "feasible_evaluated": summary.get("feasible_evaluated"),
             "repaired_proposals": summary.get("repaired_proposals"),
             "warning": summary.get("warning"),
+            "metric": summary.get("metric", "score"),
+            # the front's accuracy axis (the search metric) at the chosen and full sub-networks
+            "axis": {"chosen": summary["chosen"]["accuracy"], "full": summary["full_network"]["accuracy"]},
         },
         "finetune": read_state_outputs(ctx, FINETUNE),
         "space_methods": space_methods(ctx),
-        "held_out_accuracy": {
-            "chosen": summary["chosen"]["accuracy"],
-            "full": summary["full_network"]["accuracy"],
-            "smallest": (summary.get("smallest_network") or {}).get("accuracy"),
-        },
+        "held_out_accuracy": held_out_scores(summary),
         "accuracy": deployment["accuracy"],
         "timings": deployment["timings"],
         "speedups": speedups(deployment["timings"]),
@@ -102,6 +102,17 @@ def publish(report_dir: Path, run_dir: Path) -> None:
             shutil.copy2(report_dir / name, run_dir / name)
 
 
+def held_out_scores(summary: dict[str, Any]) -> dict[str, float | None]:
+    """The task score of the chosen, full and smallest sub-networks on the held-out rows, as the search found them."""
+    if "held_out_scores" in summary:
+        return summary["held_out_scores"]
+    return {  # searches before `search.metric` recorded the score as the front's accuracy axis
+        "chosen": summary["chosen"]["accuracy"],
+        "full": summary["full_network"]["accuracy"],
+        "smallest": (summary.get("smallest_network") or {}).get("accuracy"),
+    }
+
+
 def plot_front(path: Path, pareto: dict, figures: dict, measured_lut: list[dict]) -> None:
     """Accuracy vs latency: predicted front, re-measured finalists, full model, budget line, chosen point."""
     import matplotlib
@@ -118,18 +129,21 @@ def plot_front(path: Path, pareto: dict, figures: dict, measured_lut: list[dict]
     if remeasured:
         ax.scatter([p["measured_latency_ms"] for p in remeasured], [p["accuracy"] for p in remeasured], s=30,
                    facecolors="none", edgecolors="tab:orange", label="re-measured end to end")  # fmt: skip
-    full_acc = figures["held_out_accuracy"]["full"]
+    axis = figures["search"]["axis"]
+    full_acc = axis["full"]
     ax.scatter([figures["predicted_ms"]["full"]], [full_acc], marker="*", s=120, c="tab:red", label="full model")
     full_measured = [r for r in measured_lut if r["model"] == "full"]
     if full_measured:
         ax.scatter([full_measured[0]["median_ms"]], [full_acc], marker="*", s=120, facecolors="none",
                    edgecolors="tab:red", label="full model, measured")  # fmt: skip
-    chosen_acc = figures["held_out_accuracy"]["chosen"]
+    chosen_acc = axis["chosen"]
     ax.scatter([figures["predicted_ms"]["chosen"]], [chosen_acc], marker="D", s=50, c="tab:green", label="chosen")
     budget = figures["budget"].get("latency")
     if budget is not None:
         ax.axvline(budget, ls="--", c="tab:green", label=f"budget {budget:.3g} ms")
     metric = figures["accuracy"].get("metric", "score")
+    if figures["search"]["metric"] != "score":
+        metric = METRIC_LABELS[figures["search"]["metric"]]
     ax.set(xlabel="latency (ms)", ylabel=f"held-out {metric}", title=f"{metric.capitalize()} vs latency")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=7)
@@ -271,7 +285,8 @@ def render(ctx: RunContext, f: dict, geometry: Any, has_validation: bool) -> str
     lines += [
         "",
         f"Search: {search['trials']} trials, {_fmt(search['feasible_evaluated'])} distinct feasible sub-networks "
-        f"evaluated ({_fmt(search['repaired_proposals'])} over-budget proposals repaired to fit).",
+        f"evaluated ({_fmt(search['repaired_proposals'])} over-budget proposals repaired to fit)"
+        + ("." if search["metric"] == "score" else f", ranked by {METRIC_LABELS[search['metric']]} (`search.metric`)."),
     ]
     held = f["held_out_accuracy"]
     if held.get("smallest") is not None:

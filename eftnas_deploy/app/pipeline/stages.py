@@ -509,7 +509,7 @@ def search(ctx: RunContext, work: Path) -> dict[str, Any]:
         net, search_space, held_out, work,
         SearchConfig(algorithm=cfg.algorithm, evals=cfg.evals, population=cfg.population, seed=ctx.config.seed),
         objective=cfg.objective, latency_ms=predictor, budget=budget,
-        seq_len=seq_len, batch=batch, selection=cfg.selection, delta=cfg.delta,
+        seq_len=seq_len, batch=batch, selection=cfg.selection, delta=cfg.delta, metric=cfg.metric,
     )  # fmt: skip
     measured_here = predictor is not None and not ctx.config.lut.file
     adapters = hasattr(net, "adapter_parameters")
