@@ -41,11 +41,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from real_checkpoint import FRACTIONS, SEQ_LEN, SHARED_STAGES, TASKS, minilm_path, pipeline_config
+from real_checkpoint import FRACTIONS, SEQ_LEN, SHARED_STAGES, TASKS, minilm_path, pipeline_config, seed_run_dir
 
 from eftnas_deploy.app.pipeline.config import PipelineConfig, load_config, set_dotted
 from eftnas_deploy.app.pipeline.context import EXPORT, IMPORTANCE, SEARCH, SPACE, TEACHER
-from eftnas_deploy.app.pipeline.runner import CONFIG_FILE, STATE_FILE, open_run_dir, read_state, run_pipeline
+from eftnas_deploy.app.pipeline.runner import CONFIG_FILE, read_state, run_pipeline
 from eftnas_deploy.core.geometry import ModelGeometry
 from eftnas_deploy.core.io import read_json, write_json
 from eftnas_deploy.core.subnet import SubnetConfig
@@ -88,18 +88,6 @@ def variant_config(args, spec: dict, variant: str, fraction: float, full_macs: f
     return PipelineConfig.from_dict(data)
 
 
-def _seed_from(source: Path, config: PipelineConfig, run_dir: Path, stages: tuple[str, ...]) -> None:
-    """Start `run_dir` with `stages` (and the held-out cut) copied from the finished run `source`."""
-    if (run_dir / STATE_FILE).is_file():
-        return
-    open_run_dir(config, run_dir)
-    state = read_state(source)
-    for name in stages:
-        shutil.copytree(source / name, run_dir / name)
-    shutil.copy2(source / "held_out.json", run_dir / "held_out.json")
-    write_json(run_dir / STATE_FILE, {"stages": {k: state["stages"][k] for k in stages}})
-
-
 def run_variant(args, spec: dict, variant: str, seed: int, full_macs: float, steps: int, shared: Path | None):
     """Both budgets of one variant and seed; returns {fraction: run dir}. `shared`: a run with stages 1-2."""
     dirs = {}
@@ -108,9 +96,9 @@ def run_variant(args, spec: dict, variant: str, seed: int, full_macs: float, ste
         config = variant_config(args, spec, variant, fraction, full_macs, steps, seed)
         run_dir = args.work / f"seed{seed}" / variant / f"pick_{int(fraction * 100)}"
         if first is not None:
-            _seed_from(first, config, run_dir, SHARED_STAGES)
+            seed_run_dir(first, config, run_dir, SHARED_STAGES)
         elif shared is not None:
-            _seed_from(shared, config, run_dir, (TEACHER, IMPORTANCE))
+            seed_run_dir(shared, config, run_dir, (TEACHER, IMPORTANCE))
         start = time.perf_counter()
         run_pipeline(config, run_dir)
         print(f"{variant} seed {seed} {fraction:.0%}: {time.perf_counter() - start:.0f} s", flush=True)

@@ -171,6 +171,18 @@ def pipeline_config(args: argparse.Namespace, spec: dict, fraction: float, full_
 SHARED_STAGES = (TEACHER, IMPORTANCE, SPACE, "04_lut", SUPERNET)
 
 
+def seed_run_dir(source: Path, config, run_dir: Path, stages: tuple[str, ...]) -> None:
+    """Start `run_dir` with `stages` (and the held-out cut) copied from the finished run `source` (once)."""
+    if (run_dir / STATE_FILE).is_file():
+        return
+    open_run_dir(config, run_dir)
+    state = read_state(source)
+    for name in stages:
+        shutil.copytree(source / name, run_dir / name)
+    shutil.copy2(source / "held_out.json", run_dir / "held_out.json")
+    write_json(run_dir / STATE_FILE, {"stages": {k: state["stages"][k] for k in stages}})
+
+
 def run_picks(args: argparse.Namespace, spec: dict, work: Path, full_macs: float, steps_per_epoch: int) -> dict:
     """The pipeline at each MAC fraction; the later runs reuse the first run's stages 1-5."""
     runs = {}
@@ -178,13 +190,8 @@ def run_picks(args: argparse.Namespace, spec: dict, work: Path, full_macs: float
     for fraction in FRACTIONS:
         config = pipeline_config(args, spec, fraction, full_macs, steps_per_epoch)
         run_dir = work / f"pick_{int(fraction * 100)}"
-        if first is not None and not (run_dir / STATE_FILE).is_file():
-            open_run_dir(config, run_dir)
-            state = read_state(first)
-            for name in SHARED_STAGES:
-                shutil.copytree(first / name, run_dir / name)
-            shutil.copy2(first / "held_out.json", run_dir / "held_out.json")
-            write_json(run_dir / STATE_FILE, {"stages": {k: state["stages"][k] for k in SHARED_STAGES}})
+        if first is not None:
+            seed_run_dir(first, config, run_dir, SHARED_STAGES)
         start = time.perf_counter()
         run_pipeline(config, run_dir)
         runs[fraction] = {"dir": run_dir, "config": config, "wall_s": time.perf_counter() - start}

@@ -85,7 +85,10 @@ def test_demo_runs_offline_and_every_artifact_loads(demo_run):
         "teacher", "supernet"
     }  # fmt: skip
     assert "It distilled from the" in report and "the better on held-out rows" in report
+    assert "ranked by exp(-divergence from the largest sub-network)" in report  # search.metric's default
     figures = json.loads((demo_run / "report.json").read_text())
+    assert figures["search"]["metric"] == "distillation" and figures["search"]["axis"]["full"] == pytest.approx(1.0)
+    assert 0.0 < figures["held_out_accuracy"]["chosen"] <= 1.0  # the task score, whatever the search ranked by
     assert figures["parity"]["supernet_vs_sliced_max_abs"] <= 1e-5
     assert figures["macs"] < figures["macs_full"]
     assert figures["predicted_ms"]["chosen"] <= figures["budget"]["latency"]
