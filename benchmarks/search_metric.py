@@ -2,14 +2,15 @@
 
 Two measurements on finished `real_checkpoint.py` pick runs (stages 1-5 kept):
 
-* `rank`: every distinct feasible sub-network the run's search evaluated is scored on the held-out rows by the
-  task score, the label NLL, the KL divergence from the largest sub-network's outputs and the mean probability
-  of the true label, and on the dev rows by the task score; the JSON gives each held-out metric's Spearman
+* `rank`: every distinct feasible sub-network the run's search (or `--trials`) evaluated is scored on the
+  held-out rows by the task score, the label NLL, the KL divergence from the largest sub-network's outputs and
+  the mean probability of the true label, and on the dev rows by the task score; the JSON gives each held-out metric's Spearman
   correlation with the dev score and the dev score of the sub-network it ranks first.
 * `pick`: stages 6-7 (search, final fine-tune) re-run from the run's super-network with `search.metric` set to
   each of `--metrics`; the JSON gives each pick and its dev score after the final fine-tune.
 
-    python benchmarks/search_metric.py rank --run runs/bench_real_sst2/pick_25 --out search_metric_rank_sst2_25
+    python benchmarks/search_metric.py rank --run runs/bench_real_sst2/pick_25 --out search_metric_rank_sst2_25 \\
+        --trials runs/bench_real_sst2/score_metric_pick_25/06_search/search_trials.jsonl
     python benchmarks/search_metric.py pick --run runs/bench_real_sst2/pick_25 --out search_metric_pick_sst2_25
 """
 
@@ -59,11 +60,11 @@ def _metrics(log_probs: np.ndarray, reference: np.ndarray, labels: np.ndarray, t
     }
 
 
-def evaluated_subnets(run: Path, space: SearchSpace) -> list[SubnetConfig]:
-    """The distinct feasible sub-networks of the run's search trial log, in trial order."""
+def evaluated_subnets(trials: Path, space: SearchSpace) -> list[SubnetConfig]:
+    """The distinct feasible sub-networks of a search trial log, in trial order."""
     from eftnas_deploy.search.searcher import _decode
 
-    lines = (run / SEARCH / "search_trials.jsonl").read_text().splitlines()[1:]
+    lines = trials.read_text().splitlines()[1:]
     seen: dict[SubnetConfig, None] = {}
     for line in lines:
         trial = json.loads(line)
@@ -72,7 +73,7 @@ def evaluated_subnets(run: Path, space: SearchSpace) -> list[SubnetConfig]:
     return list(seen)
 
 
-def rank_study(run: Path) -> dict:
+def rank_study(run: Path, trials: Path) -> dict:
     ctx = RunContext(load_config(run / "pipeline.yaml"), run)
     source = ctx.stage_dir(SUPERNET)
     net = load_supernet(source, ctx.task.model_task)
@@ -83,7 +84,7 @@ def rank_study(run: Path) -> dict:
     labels = {name: np.asarray(split.features["labels"]) for name, split in splits.items()}
     reference = {name: _log_probs(net, space.largest(), split) for name, split in splits.items()}
     rows = []
-    for i, subnet in enumerate(evaluated_subnets(run, space)):
+    for i, subnet in enumerate(evaluated_subnets(trials, space)):
         row = {"subnet": subnet.to_dict()}
         for name, split in splits.items():
             values = _metrics(_log_probs(net, subnet, split), reference[name], labels[name], ctx.task.metric)
@@ -139,12 +140,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("part", choices=("rank", "pick"))
     parser.add_argument("--run", type=Path, required=True, help="a finished real_checkpoint.py pick run dir")
+    parser.add_argument("--trials", type=Path, help="rank: the trial log (default: the run's 06_search one)")
     parser.add_argument("--metrics", nargs="+", choices=SEARCH_METRICS, default=list(SEARCH_METRICS))
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_search_metric")
     parser.add_argument("--out", required=True, help="results name (benchmarks/results/<out>.json)")
     args = parser.parse_args()
-    value = rank_study(args.run) if args.part == "rank" else pick_study(args.run, args.metrics, args.work)
-    write_json(RESULTS / f"{args.out}.json", {"run": str(args.run), "part": args.part, "value": value})
+    trials = args.trials or args.run / SEARCH / "search_trials.jsonl"
+    value = rank_study(args.run, trials) if args.part == "rank" else pick_study(args.run, args.metrics, args.work)
+    record = {"run": str(args.run), "part": args.part, **({"trials": str(trials)} if args.part == "rank" else {})}
+    write_json(RESULTS / f"{args.out}.json", {**record, "value": value})
     print(f"wrote {RESULTS / f'{args.out}.json'}")
 
 
