@@ -4,8 +4,8 @@ Two measurements on finished `real_checkpoint.py` pick runs (stages 1-5 kept):
 
 * `rank`: every distinct feasible sub-network the run's search (or `--trials`) evaluated is scored on the
   held-out rows by the task score, the label NLL, the KL divergence from the largest sub-network's outputs and
-  the mean probability of the true label, and on the dev rows by the task score; the JSON gives each held-out metric's Spearman
-  correlation with the dev score and the dev score of the sub-network it ranks first.
+  the mean probability of the true label, and on the dev rows by the task score; the JSON gives each held-out
+  metric's Spearman correlation with the dev score and the dev score of the sub-network it ranks first.
 * `pick`: stages 6-7 (search, final fine-tune) re-run from the run's super-network with `search.metric` set to
   each of `--metrics`; the JSON gives each pick and its dev score after the final fine-tune.
 
