@@ -39,7 +39,7 @@ from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.evaluation import predict_logits
 from eftnas_deploy.metrics.task_metrics import classification_metrics
-from eftnas_deploy.search.proxies import SEARCH_METRICS
+from eftnas_deploy.search.proxies import SEARCH_METRICS, output_divergence
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -55,7 +55,7 @@ def _metrics(log_probs: np.ndarray, reference: np.ndarray, labels: np.ndarray, t
     return {
         "score": next(iter(classification_metrics(task_metric, log_probs.argmax(-1), labels).values())),
         "nll": float(-log_probs[rows, labels].mean()),
-        "kl": float((np.exp(reference) * (reference - log_probs)).sum(-1).mean()),
+        "kl": output_divergence([list(reference)], [list(log_probs)], "classification"),
         "true_label_probability": float(np.exp(log_probs[rows, labels]).mean()),
     }
 

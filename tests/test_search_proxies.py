@@ -13,7 +13,8 @@ from eftnas_deploy import SearchSpace, SubnetConfig, SuperNetwork
 from eftnas_deploy.data import get_task, prepare_split
 from eftnas_deploy.data.synthetic import make_dataset, train_tokenizer
 from eftnas_deploy.evaluation import evaluate, predict_logits
-from eftnas_deploy.search.proxies import held_out_objective, output_divergence
+from eftnas_deploy.search import proxies
+from eftnas_deploy.search.proxies import HeldOutObjective, output_divergence
 from tests.conftest import tiny_model
 
 
@@ -47,7 +48,7 @@ def test_divergence_is_the_kl_of_the_softmax_for_classes_and_the_squared_error_f
 def test_distillation_metric_is_one_for_the_largest_subnet_and_exp_minus_kl_below_it(net_and_rows):
     net, split = net_and_rows
     space = SearchSpace(heads=[[4, 2, 1]] * 3, ffn=[[128, 64, 0]] * 3)
-    metric = held_out_objective(net, split, "distillation", space.largest())
+    metric = HeldOutObjective(net, split, "distillation", space.largest())
     assert metric(space.largest()) == pytest.approx(1.0, abs=1e-12)
     small = space.smallest()
     ref = torch.tensor(np.stack(predict_logits(net, space.largest(), split)[0]))
@@ -55,11 +56,24 @@ def test_distillation_metric_is_one_for_the_largest_subnet_and_exp_minus_kl_belo
     kl = F.kl_div(torch.log_softmax(out, -1), torch.log_softmax(ref, -1), reduction="batchmean", log_target=True)
     assert metric(small) == pytest.approx(math.exp(-float(kl)), rel=1e-6)
     assert metric(small) < 1.0
-    score = held_out_objective(net, split, "score", space.largest())
-    assert score(small) == evaluate(net, small, split)["score"]
+    score = HeldOutObjective(net, split, "score", space.largest())
+    assert score(small) == evaluate(net, small, split)["score"] == metric.task_score(small)
+
+
+def test_the_task_score_of_an_evaluated_subnet_comes_from_its_evaluation_pass(net_and_rows, monkeypatch):
+    net, split = net_and_rows
+    space = SearchSpace(heads=[[4, 2, 1]] * 3, ffn=[[128, 64, 0]] * 3)
+    metric = HeldOutObjective(net, split, "distillation", space.largest())
+    passes = []
+    monkeypatch.setattr(proxies, "predict_logits", lambda *a, **k: passes.append(1) or predict_logits(*a, **k))
+    metric(space.smallest())
+    assert metric.task_score(space.smallest()) == evaluate(net, space.smallest(), split)["score"]
+    assert len(passes) == 1  # the score came from the metric's own forward pass
+    metric.task_score(space.middle())
+    assert len(passes) == 2
 
 
 def test_an_unknown_metric_is_refused(net_and_rows):
     net, split = net_and_rows
     with pytest.raises(ValueError, match="metric: 'loss'"):
-        held_out_objective(net, split, "loss", SubnetConfig.full(net.geometry))
+        HeldOutObjective(net, split, "loss", SubnetConfig.full(net.geometry))

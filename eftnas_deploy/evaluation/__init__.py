@@ -71,7 +71,11 @@ def evaluate(
     supernet: SuperNetwork, subnet: SubnetConfig, split: PreparedSplit, batch_size: int = 64, progress: bool = False
 ) -> dict[str, float]:
     """The task metric of `subnet` on `split`; `score` is the headline number (higher is better)."""
-    logits = predict_logits(supernet, subnet, split, batch_size, progress)
+    return metrics_of_logits(split, predict_logits(supernet, subnet, split, batch_size, progress))
+
+
+def metrics_of_logits(split: PreparedSplit, logits: list[list[np.ndarray]]) -> dict[str, float]:
+    """`evaluate` on outputs already predicted (`predict_logits` of `split`)."""
     task = split.task
     if task.kind == "qa":
         predictions = qa_predictions(split, logits[0], logits[1], allow_no_answer=task.name == "squad_v2")

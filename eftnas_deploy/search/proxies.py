@@ -11,13 +11,12 @@ so on a few hundred held-out rows it ranks sub-networks with far less noise than
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data.features import PreparedSplit
-from eftnas_deploy.evaluation import evaluate, predict_logits
+from eftnas_deploy.evaluation import metrics_of_logits, predict_logits
 from eftnas_deploy.supernet.elastic import SuperNetwork
 
 SEARCH_METRICS = ("score", "distillation")
@@ -48,22 +47,40 @@ def output_divergence(reference: list[list[np.ndarray]], outputs: list[list[np.n
     return float(np.mean(parts))
 
 
-def held_out_objective(
-    supernet: SuperNetwork,
-    held_out: PreparedSplit,
-    metric: str,
-    reference: SubnetConfig,
-    batch_size: int = 64,
-) -> Callable[[SubnetConfig], float]:
-    """The search's accuracy axis: `metric` of a sub-network on `held_out` (higher is better)."""
-    if metric == "score":
-        return lambda subnet: evaluate(supernet, subnet, held_out, batch_size=batch_size)["score"]
-    if metric != "distillation":
-        raise ValueError(f"metric: {metric!r} is not one of {SEARCH_METRICS}")
-    kind = held_out.task.kind
-    target = predict_logits(supernet, reference, held_out, batch_size)
+class HeldOutObjective:
+    """The search's accuracy axis: `metric` of a sub-network on `held_out` (higher is better), callable.
 
-    def distillation(subnet: SubnetConfig) -> float:
-        return math.exp(-output_divergence(target, predict_logits(supernet, subnet, held_out, batch_size), kind))
+    Each evaluation also keeps the sub-network's task score, computed from the same forward pass, so that
+    `task_score` of a sub-network the search already evaluated costs nothing.
+    """
 
-    return distillation
+    def __init__(
+        self,
+        supernet: SuperNetwork,
+        held_out: PreparedSplit,
+        metric: str,
+        reference: SubnetConfig,
+        batch_size: int = 64,
+    ) -> None:
+        if metric not in SEARCH_METRICS:
+            raise ValueError(f"metric: {metric!r} is not one of {SEARCH_METRICS}")
+        self.supernet, self.held_out, self.metric, self.batch_size = supernet, held_out, metric, batch_size
+        self._scores: dict[SubnetConfig, float] = {}
+        self._target = self._logits(reference) if metric == "distillation" else None
+
+    def _logits(self, subnet: SubnetConfig) -> list[list[np.ndarray]]:
+        logits = predict_logits(self.supernet, subnet, self.held_out, self.batch_size)
+        self._scores[subnet] = metrics_of_logits(self.held_out, logits)["score"]
+        return logits
+
+    def __call__(self, subnet: SubnetConfig) -> float:
+        logits = self._logits(subnet)
+        if self._target is None:
+            return self._scores[subnet]
+        return math.exp(-output_divergence(self._target, logits, self.held_out.task.kind))
+
+    def task_score(self, subnet: SubnetConfig) -> float:
+        """The task metric of `subnet` on the held-out rows (from the evaluation's pass where there was one)."""
+        if subnet not in self._scores:
+            self._logits(subnet)
+        return self._scores[subnet]

@@ -20,11 +20,10 @@ from eftnas_deploy.core.io import write_json
 from eftnas_deploy.core.space import SearchSpace
 from eftnas_deploy.core.subnet import SubnetConfig
 from eftnas_deploy.data import PreparedSplit
-from eftnas_deploy.evaluation import evaluate
 from eftnas_deploy.metrics import count_macs, count_params
 from eftnas_deploy.search.outputs import deployed, plot_pareto, write_pareto_json
 from eftnas_deploy.search.pareto import ParetoPoint, select_cheapest_within_delta, select_most_accurate
-from eftnas_deploy.search.proxies import METRIC_LABELS, SEARCH_METRICS, held_out_objective
+from eftnas_deploy.search.proxies import METRIC_LABELS, SEARCH_METRICS, HeldOutObjective
 from eftnas_deploy.search.searcher import SearchConfig, run_search
 from eftnas_deploy.supernet.elastic import SuperNetwork
 
@@ -177,10 +176,7 @@ def search_supernet(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    accuracy = held_out_objective(supernet, held_out, metric, space.largest(), eval_batch_size)
-
-    def task_score(subnet: SubnetConfig) -> float:
-        return evaluate(supernet, subnet, held_out, batch_size=eval_batch_size)["score"]
+    accuracy = HeldOutObjective(supernet, held_out, metric, space.largest(), eval_batch_size)
 
     def violation(subnet: SubnetConfig) -> float:
         """Largest relative excess over any limit (≤ 0 when feasible), compared against max_cost = 1."""
@@ -198,7 +194,7 @@ def search_supernet(
     full_point = ParetoPoint(full, accuracy(full), costs[objective](full))
     smallest_point = ParetoPoint(smallest, accuracy(smallest), costs[objective](smallest))  # the trade-off's far end
     cost_limit = dict(limits).get(objective)
-    front, scores = _with_task_scores(result.front, full_point, smallest_point, metric, task_score)
+    front, scores = _with_task_scores(result.front, full_point, smallest_point, metric, accuracy.task_score)
     if selection == "most-accurate":
         chosen = select_most_accurate(front)
     else:  # delta is a drop in the task score, whatever the metric ranked by
