@@ -1,8 +1,9 @@
 """ELM options on a real checkpoint: PCA-guided FFN bounds, CKA-guided head order, relational KD (issue #17).
 
 all-MiniLM-L6-v2 on SST-2 from ../shared/data, with the same pipeline and compute as
-`benchmarks/real_checkpoint.py` (its config: teacher 1 epoch, 300 super-network steps, 100 fine-tune steps,
-120 search evaluations, MAC budget, no LUT) at 50% and 25% of the teacher's MACs, for five variants:
+`benchmarks/real_checkpoint.py` (300 super-network steps, 100 fine-tune steps, 120 search evaluations, MAC
+budget, no LUT; teacher 1 epoch by default, the setting its recorded results ran with)
+at 50% and 25% of the teacher's MACs, for five variants:
 
   default   the pipeline's defaults (importance-threshold bounds, importance head order, logit KD)
   pca       space.ffn_bounds=pca (FFN bounds from the PCA of the teacher's FFN activations, 95% variance)

@@ -23,6 +23,12 @@ on the process CPU clock and scores each OpenVINO INT8 IR on the dev rows at the
     python benchmarks/real_checkpoint.py --task sst2        # ~1 h on 2 cores
     python benchmarks/real_checkpoint.py --task mrpc
     python benchmarks/real_checkpoint.py --task sst2 --quick   # minutes: a smoke run of the same code
+
+A compute-scaling run on an earlier run's teacher, importance and space (twice the steps, 25% only):
+
+    python benchmarks/real_checkpoint.py --task sst2 --supernet-steps 600 --finetune-steps 200 --fractions 0.25 \
+        --seed-from runs/bench_real_sst2/pick_50 --work runs/scale2x --keep --part picks   # then baselines_ce,
+        # baselines_d and merge with the same arguments and --name real_checkpoint_sst2_compute2x
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from torch_pruning_baseline import prune_with_torch_pruning, uniform_head_ffn_for_fraction
 
-from eftnas_deploy.app.pipeline.config import load_config
+from eftnas_deploy.app.pipeline.config import TeacherConfig, load_config
 from eftnas_deploy.app.pipeline.context import EXPORT, FINETUNE, IMPORTANCE, SEARCH, SPACE, SUPERNET, TEACHER
 from eftnas_deploy.app.pipeline.runner import STATE_FILE, open_run_dir, read_state, run_pipeline
 from eftnas_deploy.core.geometry import ModelGeometry
@@ -70,6 +76,7 @@ SHARED = ROOT.parent / "shared" / "data" / "glue"
 RESULTS = ROOT / "benchmarks" / "results"
 SEQ_LEN = 64
 FRACTIONS = (0.5, 0.25)
+ALLOWED_DROP_PT = {0.5: 1.0, 0.25: 3.0}  # the issue's goals: at most this far below the teacher
 TASKS = {
     "sst2": {"dir": "SST-2", "columns": None, "train_rows": 22300},  # 20,070 train rows after the 10% held-out
     "mrpc": {"dir": "MRPC", "columns": "label=0,sentence1=3,sentence2=4", "train_rows": None},
@@ -187,7 +194,7 @@ def run_picks(args: argparse.Namespace, spec: dict, work: Path, full_macs: float
     """The pipeline at each MAC fraction; the later runs reuse the first run's stages 1-5."""
     runs = {}
     first: Path | None = None
-    for fraction in FRACTIONS:
+    for fraction in args.fractions:
         config = pipeline_config(args, spec, fraction, full_macs, steps_per_epoch)
         run_dir = work / f"pick_{int(fraction * 100)}"
         if first is not None:
@@ -247,7 +254,7 @@ def baselines(args, first_dir: Path, config, which: str, task, tokenizer, train,
     ordered_dir = first_dir / SPACE / "model"
     scratch = args.work / f"ft_{which}"
     out: dict[str, Any] = {}
-    for fraction in FRACTIONS:
+    for fraction in args.fractions:
         h, f = uniform_head_ffn_for_fraction(
             geometry.num_layers, geometry.num_heads, geometry.head_dim, geometry.hidden_size,
             geometry.intermediate_size, SEQ_LEN, fraction, num_labels=geometry.num_labels,
@@ -346,9 +353,12 @@ def plot(path: Path, result: dict) -> None:
     import matplotlib.pyplot as plt
 
     labels = ["a first-k", "b ordered", "c uniform+FT", "d pick arch+FT", "e Torch-Pruning+FT", "pick (toolkit)"]
-    fig, axes = plt.subplots(1, len(FRACTIONS), figsize=(11, 4.2), dpi=110, sharey=True)
+    fractions = list(result["picks"])
+    fig, axes = plt.subplots(1, len(fractions), figsize=(5.5 * len(fractions), 4.2), dpi=110, sharey=True,
+                             squeeze=False)  # fmt: skip
+    axes = axes[0]
     teacher = result["teacher_dev"]
-    for ax, fraction in zip(axes, FRACTIONS):
+    for ax, fraction in zip(axes, map(float, fractions)):
         row, pick = result["baselines"][str(fraction)], result["picks"][str(fraction)]
         values = [
             row["a_first_k_no_retrain"], row["b_importance_ordered_no_retrain"], row["c_uniform_finetuned"]["mean"],
@@ -376,7 +386,9 @@ def plot(path: Path, result: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=sorted(TASKS), default="sst2")
-    parser.add_argument("--teacher-epochs", type=float, default=1.0)
+    parser.add_argument(
+        "--teacher-epochs", type=float, default=TeacherConfig.epochs, help="teacher.epochs (default: the pipeline's)"
+    )
     parser.add_argument("--supernet-steps", type=int, default=300)
     parser.add_argument("--finetune-steps", type=int, default=100)
     parser.add_argument("--search-evals", type=int, default=120)
@@ -386,6 +398,15 @@ def main() -> None:
     parser.add_argument("--importance-steps", type=int, default=200)
     parser.add_argument("--baseline-seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--fractions", type=float, nargs="+", choices=FRACTIONS, default=list(FRACTIONS),
+        help="MAC fractions to run (the first one's run dir holds the shared stages)",
+    )  # fmt: skip
+    parser.add_argument("--name", default=None, help="results file stem (default: real_checkpoint_<task>)")
+    parser.add_argument(
+        "--seed-from", type=Path, default=None,
+        help="a finished pick run dir whose stages 1-3 (teacher, importance, space) start this run's first one",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="small data and steps: a smoke run of the same code")
     parser.add_argument("--work", type=Path, default=None, help="run dirs (default: runs/bench_real_<task>)")
     parser.add_argument("--keep", action="store_true", help="reuse finished pipeline stages in --work")
@@ -413,9 +434,11 @@ def main() -> None:
     if train_rows is None:
         train_rows = len(load_split(task, SHARED / spec["dir"] / "train.tsv", columns=parse_columns(spec["columns"])))
     steps_per_epoch = math.ceil(0.9 * train_rows / 32)
-    name = f"real_checkpoint_{args.task}{'_quick' if args.quick else ''}"
-    first_config = pipeline_config(args, spec, FRACTIONS[0], full_macs, steps_per_epoch)
-    first_dir = args.work / f"pick_{int(FRACTIONS[0] * 100)}"
+    name = args.name or f"real_checkpoint_{args.task}{'_quick' if args.quick else ''}"
+    first_config = pipeline_config(args, spec, args.fractions[0], full_macs, steps_per_epoch)
+    first_dir = args.work / f"pick_{int(args.fractions[0] * 100)}"
+    if args.seed_from is not None:  # e.g. a compute-scaling run on the same teacher and search space
+        seed_run_dir(args.seed_from, first_config, first_dir, (TEACHER, IMPORTANCE, SPACE, "04_lut"))
     parts = ("picks", "baselines_ce", "baselines_d", "importance") if args.part == "all" else (args.part,)
     for part in parts:
         if part == "merge":
@@ -424,7 +447,7 @@ def main() -> None:
         if part == "latency":
             from eftnas_deploy.app.pipeline.context import RunContext, labeled_examples
 
-            runs = {f: {"dir": args.work / f"pick_{int(f * 100)}"} for f in FRACTIONS}
+            runs = {f: {"dir": args.work / f"pick_{int(f * 100)}"} for f in args.fractions}
             ctx = RunContext(load_config(first_dir / "pipeline.yaml"), first_dir)  # the run's own dev rows
             dev = labeled_examples(ctx.split("dev", tokenizer), None)
             value = latency_headline(runs, clock=args.clock, dev=dev)
@@ -481,9 +504,9 @@ def merge(args, name: str, task, config, first_dir: Path, geometry: ModelGeometr
     names = ("picks", "baselines_ce", "baselines_d", "importance", "latency")
     parts = {p: read_json(args.work / f"part_{p}.json", p) for p in names if (args.work / f"part_{p}.json").is_file()}
     picks = parts["picks"]["value"]["picks"]
-    first_pick = picks[str(FRACTIONS[0])]
+    first_pick = picks[str(args.fractions[0])]
     rows = {}
-    for fraction in map(str, FRACTIONS):
+    for fraction in map(str, args.fractions):
         rows[fraction] = {**parts.get("baselines_ce", {}).get("value", {}).get(fraction, {}),
                           **parts.get("baselines_d", {}).get("value", {}).get(fraction, {})}  # fmt: skip
     result: dict[str, Any] = {
@@ -499,6 +522,7 @@ def merge(args, name: str, task, config, first_dir: Path, geometry: ModelGeometr
             "finetune_steps": args.finetune_steps,
             "baseline_steps": args.supernet_steps + args.finetune_steps,
             "search_evals": args.search_evals,
+            "fractions": list(args.fractions),
             "baseline_seeds": args.baseline_seeds,
             "threads": torch.get_num_threads(),
             "pipeline_config": config.to_dict(),
@@ -516,7 +540,7 @@ def merge(args, name: str, task, config, first_dir: Path, geometry: ModelGeometr
     }
     result["goals"] = goals(result)
     write_json(RESULTS / f"{name}.json", result)
-    if all(k in rows[str(FRACTIONS[0])] for k in ("c_uniform_finetuned", "d_pick_arch_finetuned_alone")):
+    if all(k in rows[str(args.fractions[0])] for k in ("c_uniform_finetuned", "d_pick_arch_finetuned_alone")):
         plot(RESULTS / f"{name}.png", result)
     print(json.dumps(result["goals"], indent=1))
     print(f"wrote {RESULTS / name}.json/.png", flush=True)
@@ -526,7 +550,8 @@ def goals(result: dict) -> dict:
     """The issue's goals: ≤1 pt below the teacher at 50%, ≤3 pt at 25%, ≥1 pt above (c) and (e) at 25%."""
     teacher = result["teacher_dev"]
     out = {}
-    for fraction, limit in zip(map(str, FRACTIONS), (1.0, 3.0)):
+    for fraction in result["picks"]:
+        limit = ALLOWED_DROP_PT[float(fraction)]
         pick = result["picks"][fraction]["dev_pytorch"]
         row = result["baselines"].get(fraction, {})
         entry = {"pick_vs_teacher_pt": 100 * (pick - teacher), "allowed_drop_pt": limit}
