@@ -1,6 +1,6 @@
 """ELM options on a real checkpoint: PCA-guided FFN bounds, CKA-guided head order, relational KD (issue #17).
 
-all-MiniLM-L6-v2 on SST-2 from ../shared/data, with the same pipeline and compute as
+all-MiniLM-L6-v2 on SST-2 (or `--task mrpc`) from ../shared/data, with the same pipeline and compute as
 `benchmarks/real_checkpoint.py` (300 super-network steps, 100 fine-tune steps, 120 search evaluations, MAC
 budget, no LUT; teacher 1 epoch by default, the setting its recorded results ran with)
 at 50% and 25% of the teacher's MACs, for five variants:
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import statistics
 import sys
@@ -42,7 +41,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from real_checkpoint import FRACTIONS, SEQ_LEN, SHARED_STAGES, TASKS, minilm_path, pipeline_config, seed_run_dir
+from real_checkpoint import (
+    FRACTIONS,
+    SEQ_LEN,
+    SHARED_STAGES,
+    TASKS,
+    minilm_path,
+    pipeline_config,
+    seed_run_dir,
+    train_steps_per_epoch,
+)
 
 from eftnas_deploy.app.pipeline.config import PipelineConfig, load_config, set_dotted
 from eftnas_deploy.app.pipeline.context import EXPORT, IMPORTANCE, SEARCH, SPACE, TEACHER
@@ -175,7 +183,7 @@ def plot(path: Path, result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=("sst2",), default="sst2")
+    parser.add_argument("--task", choices=sorted(TASKS), default="sst2")
     parser.add_argument("--teacher-epochs", type=float, default=1.0)
     parser.add_argument("--supernet-steps", type=int, default=300)
     parser.add_argument("--finetune-steps", type=int, default=100)
@@ -203,7 +211,7 @@ def main() -> None:
     task = get_task(args.task)
     geometry = ModelGeometry.from_config(load_teacher(minilm_path(), task).config, task=task.model_task)
     full_macs = count_macs(SubnetConfig.full(geometry), geometry, seq_len=SEQ_LEN)
-    steps = math.ceil(0.9 * (spec["train_rows"] if not args.quick else 1200) / 32)
+    steps = train_steps_per_epoch(args.task, args.quick)
     picks: dict[str, dict[str, dict[str, Any]]] = {v: {str(f): {} for f in args.fractions} for v in args.variants}
     for seed in args.seeds:  # every seed's runs share the default run's teacher and importance when given
         shared = None if args.default_from is None else args.default_from / f"pick_{int(args.fractions[0] * 100)}"

