@@ -24,11 +24,12 @@ on the process CPU clock and scores each OpenVINO INT8 IR on the dev rows at the
     python benchmarks/real_checkpoint.py --task mrpc
     python benchmarks/real_checkpoint.py --task sst2 --quick   # minutes: a smoke run of the same code
 
-A compute-scaling run on an earlier run's teacher, importance and space (twice the steps, 25% only):
+A compute-scaling run on an earlier run's teacher, importance and space (twice the steps, 25% only; the
+teacher settings must match the earlier run's, here its 1 epoch):
 
-    python benchmarks/real_checkpoint.py --task sst2 --supernet-steps 600 --finetune-steps 200 --fractions 0.25 \
-        --seed-from runs/bench_real_sst2/pick_50 --work runs/scale2x --keep --part picks   # then baselines_ce,
-        # baselines_d and merge with the same arguments and --name real_checkpoint_sst2_compute2x
+    python benchmarks/real_checkpoint.py --task sst2 --teacher-epochs 1 --supernet-steps 600 --finetune-steps 200 \
+        --fractions 0.25 --seed-from runs/bench_real_sst2/pick_50 --work runs/scale2x --keep --part picks
+        # then baselines_ce, baselines_d and merge with the same arguments and --name real_checkpoint_sst2_compute2x
 """
 
 from __future__ import annotations
